@@ -1,0 +1,124 @@
+"""Every mailbox message the Hub and Room actors accept, and the replies they give.
+
+Messages are frozen dataclasses sent with ``tell``; where the sender needs an answer
+the message carries a ``reply`` future (a ``runtime.LoopFuture``) that the Room sets,
+so a join is answered by the Room itself after the Hub forwarded it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from actors.ids import ClientId, RoomId
+from actors.sink import ClientSink
+
+if TYPE_CHECKING:
+    import pykka
+
+    from actors.runtime import LoopFuture
+
+
+# -- joins and leaves: the transport tells the Hub, the Hub forwards to the Room --
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    """REST join: hold ``client_id`` as a stub until its WebSocket arrives."""
+
+    room_id: RoomId
+    client_id: ClientId
+    reply: LoopFuture = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """A WebSocket arrived for ``client_id``; reply is ``Joined`` or a JoinRefused."""
+
+    room_id: RoomId
+    client_id: ClientId
+    sink: ClientSink = field(repr=False)
+    reply: LoopFuture = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """The connection behind ``sink`` closed (only that connection: not a replacement)."""
+
+    room_id: RoomId
+    client_id: ClientId
+    sink: ClientSink = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """Reply to Connect: where to send this client's frames from now on."""
+
+    room: pykka.ActorRef[Any]
+    peers: tuple[ClientId, ...]
+
+
+# -- room traffic: the transport tells the Room directly --
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """A validated signaling frame from ``sender`` (``to`` None: every other member)."""
+
+    sender: ClientId
+    sink: ClientSink = field(repr=False)
+    type: str
+    to: ClientId | None
+    data: dict[str, Any] = field(repr=False)
+    received_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireStubs:
+    """Timer tick: drop REST stubs whose WebSocket never came."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAll:
+    """Close every client of the room (shutdown) and forget them."""
+
+    code: int
+    reason: str
+
+
+# -- room to Hub --
+
+
+@dataclass(frozen=True, slots=True)
+class RoomIdle:
+    """The room has no members; ``joins_seen`` lets the Hub see a join still in flight."""
+
+    room_id: RoomId
+    room: pykka.ActorRef[Any]
+    joins_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFailed:
+    room_id: RoomId
+    room: pykka.ActorRef[Any]
+
+
+# -- to the Hub from the server --
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """Close every client with ``code``, stop every room; reply when done."""
+
+    code: int
+    reason: str
+    reply: LoopFuture = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GetRoom:
+    """Reply with the room's ref, or None (diagnostics and tests; never on a hot path)."""
+
+    room_id: RoomId
+    reply: LoopFuture = field(repr=False)

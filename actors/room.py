@@ -1,0 +1,152 @@
+"""The Room actor: owns one room's RoomState and delivers what it decides through sinks.
+
+The Hub forwards joins and leaves here; the transport tells ``Relay`` frames here
+directly. A Room never stops itself (a tell to a stopping actor would be dropped):
+when it has no members it tells the Hub, and the Hub alone reaps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+from actors.errors import CLOSE_ROOM_FAILED, JoinRefused, RoomUnavailable
+from actors.ids import RoomId
+from actors.messages import (
+    CloseAll,
+    Connect,
+    Disconnect,
+    ExpireStubs,
+    Joined,
+    Relay,
+    Reserve,
+    RoomFailed,
+    RoomIdle,
+)
+from actors.room_state import Delivery, RoomLimits, RoomState
+from actors.runtime import LoopActor
+from metrics.signaling import SignalingMetrics
+
+logger = logging.getLogger(__name__)
+
+
+class Room(LoopActor):
+    def __init__(
+        self,
+        room_id: RoomId,
+        hub: pykka.ActorRef[Any],
+        limits: RoomLimits,
+        metrics: SignalingMetrics,
+    ) -> None:
+        super().__init__()
+        self.room_id = room_id
+        self.state = RoomState(room_id, limits)
+        self.hub = hub
+        self.metrics = metrics
+        # Joins (Reserve/Connect) handled so far: the Hub compares it with the joins it
+        # forwarded before reaping, so a join in flight never lands in a stopped room.
+        self.joins_seen = 0
+
+    def on_start(self) -> None:
+        logger.info("room opened", extra={"room": self.room_id})
+
+    def on_stop(self) -> None:
+        logger.info("room closed", extra={"room": self.room_id})
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Relay():
+                self._relay(message)
+            case Connect():
+                self._join(message, self._connect)
+            case Reserve():
+                self._join(message, self._reserve)
+            case Disconnect(client_id=client_id, sink=sink):
+                left = self.state.disconnect(client_id, sink)
+                if left is not None:
+                    logger.info("peer disconnected", extra={"room": self.room_id, "client": client_id})
+                    self._deliver(left)
+                self._report_if_idle()
+            case ExpireStubs():
+                self._expire()
+            case CloseAll(code=code, reason=reason):
+                for sink in self.state.close_all():
+                    sink.close(code, reason)
+            case _:
+                # Only our own code sends here: anything else is a bug, so let it fail the room.
+                raise TypeError(f"Room got an unexpected message {type(message).__name__}")
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # The room's state can no longer be trusted: close its clients with a code that
+        # tells them to reconnect, fail the joins still queued here, tell the Hub.
+        for sink in self.state.close_all():
+            sink.close(CLOSE_ROOM_FAILED, "room failed; reconnect")
+        while not self.actor_inbox.empty():
+            pending = self.actor_inbox.get().message
+            if isinstance(pending, (Connect, Reserve)):
+                pending.reply.set_exception((RoomUnavailable, RoomUnavailable(), None))
+        self.hub.tell(RoomFailed(self.room_id, self.actor_ref))
+
+    def _join(self, message: Connect | Reserve, handler: Any) -> None:
+        self.joins_seen += 1
+        try:
+            result = handler(message)
+        except JoinRefused as refused:
+            message.reply.set_exception((type(refused), refused, None))
+            self._report_if_idle()
+            return
+        except BaseException:
+            # A bug: the caller gets a retryable refusal, then the room fails as usual.
+            message.reply.set_exception((RoomUnavailable, RoomUnavailable(), None))
+            raise
+        message.reply.set(result)
+
+    def _connect(self, message: Connect) -> Joined:
+        peers, deliveries = self.state.connect(message.client_id, message.sink)
+        logger.info("peer connected", extra={"room": self.room_id, "client": message.client_id})
+        self._deliver(deliveries)
+        return Joined(self.actor_ref, tuple(peers))
+
+    def _reserve(self, message: Reserve) -> None:
+        self.state.reserve(message.client_id, time.monotonic())
+        self.tell_later(self.state.limits.stub_ttl, ExpireStubs())
+
+    def _relay(self, message: Relay) -> None:
+        result = self.state.relay(message)
+        self._deliver(result.deliveries)
+        count = len(result.deliveries) if result.outcome == "delivered" else 1
+        self.metrics.message(message.type, result.outcome, result.reason, count)
+        if result.outcome == "delivered" and message.received_at:
+            self.metrics.relay_latency(time.perf_counter() - message.received_at)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "relay %s %s -> %s: %s %s",
+                message.type, message.sender, message.to or "*", result.outcome, result.reason,
+                extra={"room": self.room_id, "client": message.sender},
+            )
+
+    def _expire(self) -> None:
+        expired, dropped = self.state.expire(time.monotonic())
+        if expired:
+            logger.info("stubs expired: %s (%d held frames dropped)", ",".join(expired), dropped,
+                        extra={"room": self.room_id})
+            self.metrics.held_expired(dropped)
+        self._report_if_idle()
+
+    def _report_if_idle(self) -> None:
+        if self.state.is_empty:
+            self.hub.tell(RoomIdle(self.room_id, self.actor_ref, self.joins_seen))
+
+    @staticmethod
+    def _deliver(deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            delivery.sink.send(delivery.frame)

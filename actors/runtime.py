@@ -1,0 +1,270 @@
+"""A Pykka runtime that hosts actors on the asyncio loop Tornado runs on.
+
+Why not ``ThreadingActor``: measured on this kind of machine, one thread per room
+cost 1.5-2.4x the CPU of a bare Tornado relay per message (every message crossed
+threads twice and handed over the GIL) and fell seconds behind at 2.5k msg/s.
+Actors drained by loop callbacks cost 1.0x (see STYLE.md).
+
+The runtime implements Pykka's three runtime hooks (``_create_actor_inbox``,
+``_create_future``, ``_start_actor_loop``) and keeps ``ThreadingActor``'s failure
+semantics (``pykka._actor.Actor._actor_loop_running`` is the reference):
+
+- an exception in a ``tell`` handler logs, stops the actor and calls ``on_failure``;
+- an exception in an ``ask`` handler goes back to the caller, the actor lives on;
+- ``on_stop`` is not called after a failure; an ``on_start`` failure stops the
+  actor without ``on_failure``;
+- messages left in the mailbox when the actor stops: asks get ``ActorDeadError``,
+  tells are dropped.
+
+Rules that come with running on the loop: nothing on the loop may block, so never
+call ``ask(block=True)``, ``stop(block=True)`` or ``Future.get()`` on an unresolved
+future from the loop thread (``LoopFuture.get`` raises instead of deadlocking);
+``await`` the future, or use ``stop()`` below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import sys
+import threading
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from pykka import messages as pykka_messages
+
+if TYPE_CHECKING:
+    from pykka._envelope import Envelope
+    from pykka._types import OptExcInfo
+
+logger = logging.getLogger(__name__)
+
+# Messages handled per loop callback before yielding to other callbacks (sockets,
+# other actors): one busy room must not starve the rest of the process.
+BATCH = 64
+
+
+class LoopFuture(pykka.ThreadingFuture[Any]):
+    """A Pykka future that can also be awaited on an asyncio loop without blocking."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def done(self) -> bool:
+        return self._result is not None
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        if self._result is None and self._get_hook is None and _loop_running_here():
+            # A blocking wait here would stall every connection and deadlock an
+            # actor waiting on itself.
+            raise RuntimeError("LoopFuture.get() would block the event loop: await it")
+        return super().get(timeout=timeout)
+
+    def set(self, value: Any | None = None) -> None:
+        super().set(value)
+        self._wake_waiters()
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        super().set_exception(exc_info if exc_info is not None else sys.exc_info())
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        with self._condition:
+            waiters, self._waiters = self._waiters, []
+        for loop, waiter in waiters:
+            if _loop_running_here() and asyncio.get_running_loop() is loop:
+                _resolve(waiter)
+            else:
+                loop.call_soon_threadsafe(_resolve, waiter)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._get_hook is None:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            with self._condition:
+                pending = self._result is None
+                if pending:
+                    self._waiters.append((loop, waiter))
+            if pending:
+                yield from waiter.__await__()
+        return self.get(timeout=0)
+
+    __iter__ = __await__
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class LoopInbox:
+    """An actor mailbox drained by callbacks on one asyncio loop.
+
+    ``put`` is safe from any thread; the drain runs on the loop's thread only.
+    """
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[Envelope[Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._drain: Any = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop, drain: Any) -> None:
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._drain = drain
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._lock:
+            self._queue.append(envelope)
+        self.kick()
+
+    def kick(self) -> None:
+        """Schedule a drain unless one is already scheduled."""
+        with self._lock:
+            if self._scheduled or self._loop is None:
+                return
+            self._scheduled = True
+        if threading.get_ident() == self._loop_thread:
+            self._loop.call_soon(self._run)
+        else:
+            self._loop.call_soon_threadsafe(self._run)
+
+    def get(self) -> Envelope[Any]:
+        return self._queue.popleft()
+
+    def empty(self) -> bool:
+        return not self._queue
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def _run(self) -> None:
+        with self._lock:
+            self._scheduled = False
+        if self._drain():
+            self.kick()
+
+
+class LoopActor(pykka.Actor):
+    """Base class for actors that run on the asyncio loop that is running at start().
+
+    Start them from the loop's thread (Tornado handlers and other actors are there).
+    """
+
+    actor_inbox: LoopInbox
+
+    @staticmethod
+    def _create_actor_inbox() -> LoopInbox:
+        return LoopInbox()
+
+    @staticmethod
+    def _create_future() -> LoopFuture:
+        return LoopFuture()
+
+    def _start_actor_loop(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError as exc:
+            raise RuntimeError(f"{type(self).__name__}.start() needs a running asyncio loop") from exc
+        self._setup_done = False
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.actor_inbox.bind(self._loop, self._drain)
+        # on_start runs on the loop before the first message, as in a thread: this
+        # callback is queued before any drain a later tell() can schedule.
+        self._loop.call_soon(self._setup)
+
+    @property
+    def mailbox_depth(self) -> int:
+        return len(self.actor_inbox)
+
+    def tell_later(self, delay: float, message: Any) -> None:
+        """Tell this actor ``message`` after ``delay`` seconds (timers, expiries)."""
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            if not self.actor_stopped.is_set():
+                self.actor_inbox.put(_envelope(message))
+
+        handle = self._loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def _setup(self) -> None:
+        self._actor_loop_setup()
+        self._setup_done = True
+        if self.actor_stopped.is_set():
+            self._teardown()
+        else:
+            self.actor_inbox.kick()
+
+    def _drain(self) -> bool:
+        """Handle up to BATCH messages; return True if more are waiting."""
+        if not self._setup_done:
+            return False  # _setup kicks the drain once on_start has run
+        inbox = self.actor_inbox
+        for _ in range(BATCH):
+            if self.actor_stopped.is_set():
+                self._teardown()
+                return False
+            if inbox.empty():
+                return False
+            self._handle_envelope(inbox.get())
+        if self.actor_stopped.is_set():
+            self._teardown()
+            return False
+        return not inbox.empty()
+
+    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
+        # Same branches as pykka's _actor_loop_running, one envelope at a time.
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                logger.info("Exception returned from %s to caller:", self, exc_info=True)
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:
+            # KeyboardInterrupt/SystemExit: stop this actor and let it end the loop.
+            self._stop()
+            raise
+
+    def _teardown(self) -> None:
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        self._actor_loop_teardown()
+
+
+def _envelope(message: Any) -> Envelope[Any]:
+    from pykka._envelope import Envelope
+
+    return Envelope(message)
+
+
+async def stop(ref: pykka.ActorRef[Any]) -> bool:
+    """Stop an actor without blocking the loop; True if it was alive."""
+    try:
+        await ref.ask(pykka_messages._ActorStop(), block=False)
+    except pykka.ActorDeadError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Prometheus collectors for the service, behind intent-named methods (signaling.py)."""

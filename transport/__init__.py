@@ -1,0 +1,1 @@
+"""Tornado handlers that translate between the wire and actor messages, and nothing else."""

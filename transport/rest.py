@@ -1,0 +1,107 @@
+"""REST handlers: room join, health, readiness, and JSON errors for everything else."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from actors.errors import InvalidRequest, JoinRefused, RoomUnavailable, Unauthorized
+from actors.ids import ClientId, RoomId, is_valid_id, new_client_id, new_room_id
+from actors.messages import Reserve
+from transport.context import ServiceContext
+from transport.schemas import parse_join_body
+
+_HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+               405: "method-not-allowed", 413: "body-too-large", 429: "rate-limited", 503: "unavailable"}
+
+
+class JsonHandler(RequestHandler):
+    def initialize(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        origin = self.request.headers.get("Origin")
+        allowed = self.ctx.settings.origins()
+        if origin and ("*" in allowed or origin.rstrip("/").lower() in allowed):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Vary", "Origin")
+
+    def options(self, *args: Any) -> None:
+        # CORS preflight for browsers calling the REST API from an allowed origin.
+        self.set_header("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+
+    def write_json(self, body: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Never a traceback on the wire, whatever Tornado's debug setting.
+        code = _HTTP_CODES.get(status_code, "error")
+        self.finish(json.dumps({"error": {"code": code, "message": self._reason}}))
+
+    def fail(self, error: JoinRefused) -> None:
+        self.write_json({"error": error.to_wire()}, error.http_status)
+
+
+class JoinHandler(JsonHandler):
+    async def post(self, path_room_id: str | None = None) -> None:
+        ctx = self.ctx
+        try:
+            if ctx.settings.token_mode:
+                self._check_api_key()
+            if path_room_id is not None and not is_valid_id(path_room_id):
+                raise InvalidRequest("roomId must be 1-64 characters of A-Z a-z 0-9 _ -")
+            body = parse_join_body(self.request.body, room_in_path=path_room_id is not None)
+            room_id = RoomId(path_room_id or body.get("roomId") or new_room_id())
+            client_id = ClientId(body.get("clientId") or new_client_id())
+            await ctx.ask_hub(lambda reply: Reserve(room_id, client_id, reply))
+        except JoinRefused as refused:
+            ctx.metrics.join("rest", refused.code)
+            self.fail(refused)
+            return
+        except TimeoutError:
+            ctx.metrics.join("rest", RoomUnavailable.code)
+            self.fail(RoomUnavailable("room did not answer; retry"))
+            return
+        ctx.metrics.join("rest", "ok")
+        self.write_json({
+            "roomId": room_id,
+            "clientId": client_id,
+            "token": ctx.tokens.mint(room_id, client_id),
+            "iceServers": ctx.settings.ice_server_list(),
+        })
+
+    def _check_api_key(self) -> None:
+        scheme, _, key = self.request.headers.get("Authorization", "").partition(" ")
+        expected = self.ctx.settings.api_key
+        if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(key.encode(), expected.encode()):
+            raise Unauthorized("Authorization: Bearer <api key> required")
+
+
+class HealthHandler(JsonHandler):
+    def get(self) -> None:
+        self.write_json({"status": "ok"})
+
+
+class ReadyHandler(JsonHandler):
+    def get(self) -> None:
+        if self.ctx.draining:
+            self.write_json({"status": "draining"}, 503)
+        else:
+            self.write_json({"status": "ready"})
+
+
+class NotFoundHandler(JsonHandler):
+    def prepare(self) -> None:
+        super().prepare()
+        raise HTTPError(404, reason="no such endpoint")

@@ -1,0 +1,119 @@
+"""main(): settings, logging, the Hub, the listeners, signals, and ordered shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from actors import runtime
+from actors.errors import CLOSE_GOING_AWAY
+from actors.hub import Hub
+from actors.messages import Shutdown
+from metrics.signaling import SignalingMetrics
+from transport import logs, settings as settings_module
+from transport.app import make_app, make_metrics_app
+from transport.context import ServiceContext
+from transport.settings import Settings
+from transport.tokens import TokenIssuer
+
+logger = logging.getLogger(__name__)
+
+
+def version() -> str:
+    try:
+        return metadata.version("actor-signaling")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def new_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+class Server:
+    """The whole service on the running loop: ``await start()``, then ``await shutdown()``."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.metrics = SignalingMetrics(registry if registry is not None else new_registry(), version())
+        self.port = 0
+        self.metrics_port = 0
+
+    async def start(self) -> None:
+        s = self.settings
+        hub = Hub.start(self.metrics, s.room_limits(), s.max_rooms)
+        self.ctx = ServiceContext(s, hub, self.metrics, TokenIssuer(s.secret, s.token_ttl))
+        self.http = HTTPServer(make_app(self.ctx), max_body_size=s.max_frame_bytes, xheaders=False)
+        sockets = bind_sockets(s.port, s.host, backlog=s.backlog)
+        self.http.add_sockets(sockets)
+        self.port = sockets[0].getsockname()[1]
+        self.metrics_http = HTTPServer(make_metrics_app(self.metrics.registry))
+        metrics_sockets = bind_sockets(s.metrics_port, s.metrics_host)
+        self.metrics_http.add_sockets(metrics_sockets)
+        self.metrics_port = metrics_sockets[0].getsockname()[1]
+        logger.info(
+            "listening on http://%s:%d (metrics on http://%s:%d/metrics, %s mode)",
+            s.host, self.port, s.metrics_host, self.metrics_port, "token" if s.token_mode else "open",
+        )
+
+    async def shutdown(self) -> None:
+        """Drain: /readyz 503, stop accepting, close every socket with 1001, stop the actors."""
+        ctx = self.ctx
+        ctx.draining = True
+        self.http.stop()
+        await ctx.ask_hub(lambda reply: Shutdown(CLOSE_GOING_AWAY, "server shutting down", reply))
+        if ctx.open_sockets:
+            try:
+                await asyncio.wait_for(ctx.sockets_closed.wait(), self.settings.shutdown_timeout)
+            except TimeoutError:
+                logger.warning("%d sockets still open after %.1fs; exiting anyway",
+                               ctx.open_sockets, self.settings.shutdown_timeout)
+        await runtime.stop(ctx.hub)
+        await self.http.close_all_connections()
+        self.metrics_http.stop()
+        logger.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    server = Server(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logger.info("signal received: draining")
+    await server.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = settings_module.load(argv)
+    except settings_module.SettingsError as exc:
+        print(f"signaling-server: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(settings.log_level, settings.log_format)
+    prometheus_client.disable_created_metrics()
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        logger.error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""One frozen Settings object: defaults here, each overridable by env var and flag.
+
+Every field ``name`` has the flag ``--name-with-dashes`` and the environment variable
+``SIGNALING_NAME``; a flag wins over the environment. Bad values stop the start-up
+with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.room_state import RoomLimits
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = field(default="127.0.0.1", metadata=_doc("address of the public HTTP/WebSocket listener"))
+    port: int = field(default=8080, metadata=_doc("port of the public listener (0: any free port)"))
+    metrics_host: str = field(default="127.0.0.1", metadata=_doc("address of the /metrics listener"))
+    metrics_port: int = field(default=8081, metadata=_doc("port of the /metrics listener, never exposed by nginx"))
+    secret: str = field(default="", metadata=_doc("HS256 key for client tokens; set it to require tokens (token mode)"))
+    api_key: str = field(default="", metadata=_doc("bearer key for POST /rooms/join in token mode"))
+    token_ttl: float = field(default=3600.0, metadata=_doc("seconds a token from POST /rooms/join stays valid"))
+    ice_servers: str = field(default="[]", metadata=_doc("JSON list of RTCIceServer dicts handed to clients"))
+    allowed_origins: str = field(default="", metadata=_doc("comma-separated browser origins allowed ('*': any); "
+                                                          "default: same origin only; clients without Origin are accepted"))
+    max_frame_bytes: int = field(default=64 * 1024, metadata=_doc("largest accepted WebSocket frame"))
+    max_members: int = field(default=16, metadata=_doc("members per room, connected plus REST stubs"))
+    max_rooms: int = field(default=10_000, metadata=_doc("live rooms per process"))
+    stub_ttl: float = field(default=30.0, metadata=_doc("seconds a REST join waits for its WebSocket"))
+    max_held: int = field(default=64, metadata=_doc("frames held for a client whose WebSocket has not arrived"))
+    max_outbound_bytes: int = field(default=1024 * 1024, metadata=_doc("unsent bytes queued per connection before it "
+                                                                      "is closed as a slow reader"))
+    ping_interval: float = field(default=20.0, metadata=_doc("seconds between WebSocket pings (0: off)"))
+    ping_timeout: float = field(default=20.0, metadata=_doc("seconds to wait for a pong before dropping the peer"))
+    shutdown_timeout: float = field(default=5.0, metadata=_doc("seconds to wait for sockets to close on SIGTERM"))
+    backlog: int = field(default=1024, metadata=_doc("listen backlog (the default 128 drops connection bursts)"))
+    log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
+    log_format: str = field(default="text", metadata=_doc("text or json"))
+
+    def __post_init__(self) -> None:
+        for name in ("port", "metrics_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise SettingsError(f"{name} must be 0-65535")
+        for name in ("max_frame_bytes", "max_members", "max_rooms", "max_held", "max_outbound_bytes", "backlog"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1")
+        for name in ("token_ttl", "stub_ttl", "shutdown_timeout"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+        for name in ("ping_interval", "ping_timeout"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError("log_format must be text or json")
+        if self.secret and len(self.secret) < 32:
+            raise SettingsError("secret must be at least 32 characters (HS256 key)")
+        self.ice_server_list()  # validates
+
+    @property
+    def token_mode(self) -> bool:
+        return bool(self.secret)
+
+    def ice_server_list(self) -> list[dict[str, Any]]:
+        try:
+            servers = json.loads(self.ice_servers)
+        except ValueError as exc:
+            raise SettingsError(f"ice_servers is not JSON: {exc}") from None
+        if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
+            raise SettingsError('ice_servers must be a JSON list of objects with "urls"')
+        return servers
+
+    def origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
+
+    def room_limits(self) -> RoomLimits:
+        return RoomLimits(max_members=self.max_members, stub_ttl=self.stub_ttl, max_held=self.max_held)
+
+
+def _convert(name: str, kind: type, raw: str) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+        raise SettingsError(f"{name}={raw!r}: expected {expected}") from None
+
+
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from flags over ``SIGNALING_*`` env vars over defaults. Raises SettingsError."""
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="signaling-server",
+        description="WebRTC signaling service. Every flag also reads SIGNALING_<NAME> from the environment.",
+    )
+    fields = dataclasses.fields(Settings)
+    for f in fields:
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            help=f"{f.metadata['help']} (default: {f.default!r})")
+    args = parser.parse_args(argv)
+    values: dict[str, Any] = {}
+    for f in fields:
+        kind = type(f.default)
+        env_name = "SIGNALING_" + f.name.upper()
+        raw = getattr(args, f.name)
+        source = "--" + f.name.replace("_", "-")
+        if raw is None and env_name in environ:
+            raw, source = environ[env_name], env_name
+        if raw is not None:
+            values[f.name] = _convert(source, kind, raw)
+    return Settings(**values)

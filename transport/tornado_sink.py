@@ -1,0 +1,52 @@
+"""A ClientSink over one Tornado WebSocket connection.
+
+The Room calls ``send`` on the IOLoop thread (the loop runtime), so it writes
+straight into the connection's stream buffer. That buffer is capped
+(``max_outbound_bytes``): a client that stops reading fills it and is closed with
+1013 instead of growing the server's memory without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tornado.iostream import StreamBufferFullError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from actors.errors import CLOSE_TRY_AGAIN
+from metrics.signaling import SignalingMetrics
+
+logger = logging.getLogger(__name__)
+
+
+class WebSocketSink:
+    __slots__ = ("_handler", "_metrics", "client_id", "room_id")
+
+    def __init__(self, handler: WebSocketHandler, metrics: SignalingMetrics, room_id: str, client_id: str) -> None:
+        self._handler = handler
+        self._metrics = metrics
+        self.room_id = room_id
+        self.client_id = client_id
+
+    def send(self, frame: str) -> None:
+        try:
+            self._handler.write_message(frame)
+        except WebSocketClosedError:
+            # The client is already going; its Disconnect is on the way to the room.
+            self._metrics.outbound_dropped("connection-closed")
+        except StreamBufferFullError:
+            self._metrics.outbound_dropped("slow-reader")
+            logger.warning("slow reader: closing", extra={"room": self.room_id, "client": self.client_id})
+            conn = self._handler.ws_connection
+            if conn is not None:
+                # Let the close frame through; Tornado aborts the stream if the client
+                # never answers it, so the buffer stays bounded.
+                conn.stream.max_write_buffer_size = None
+            self.close(CLOSE_TRY_AGAIN, "slow reader: outbound queue full")
+
+    def close(self, code: int, reason: str) -> None:
+        conn = self._handler.ws_connection
+        if conn is None or conn.is_closing():
+            return
+        self._metrics.closed(code)
+        self._handler.close(code, reason)

@@ -1,0 +1,134 @@
+"""The WebSocket handler: query -> join, frame -> schema -> tell, close -> leave.
+
+It holds no room state: the Room actor owns membership and routing. Frames a client
+gets wrong are answered with an error frame and the socket stays open; only fatal
+conditions (bad token, id taken, room full, shutdown) close it, with a 4xxx code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import pykka
+from tornado.websocket import WebSocketHandler
+
+from actors.errors import (
+    CLOSE_ROOM_FAILED,
+    BinaryFrame,
+    FrameError,
+    FrameTooLarge,
+    FromMismatch,
+    JoinRefused,
+    RoomUnavailable,
+    ShuttingDown,
+    Unauthorized,
+)
+from actors.ids import ClientId, RoomId
+from actors.messages import Connect, Disconnect, Joined, Relay
+from actors.room_state import error_frame
+from transport.context import ServiceContext
+from transport.schemas import parse_signal, parse_ws_query
+from transport.tornado_sink import WebSocketSink
+
+logger = logging.getLogger(__name__)
+
+
+class SignalingSocket(WebSocketHandler):
+    def initialize(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.room: pykka.ActorRef[Any] | None = None
+        self.room_id: RoomId | None = None
+        self.client_id: ClientId | None = None
+        self.sink: WebSocketSink | None = None
+        self.gone = False  # on_close has run
+
+    def check_origin(self, origin: str) -> bool:
+        # Only browsers send Origin; native clients (aiortc, apps) have none and never get here.
+        allowed = self.ctx.settings.origins()
+        if "*" in allowed:
+            return True
+        if not allowed:
+            return super().check_origin(origin)  # same origin only
+        parts = urlsplit(origin.lower())
+        return f"{parts.scheme}://{parts.netloc}" in allowed
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        self.ctx.socket_opened()
+        settings = self.ctx.settings
+        try:
+            if self.ctx.draining:
+                raise ShuttingDown()
+            room_id, client_id, token = parse_ws_query(self.request.query_arguments)
+            if token is not None:  # checked in open mode too: a bad token is never ignored
+                self.ctx.tokens.verify(token, room_id, client_id)
+            elif settings.token_mode:
+                raise Unauthorized("token required")
+            self.room_id, self.client_id = room_id, client_id
+            self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
+            conn = self.ws_connection
+            if conn is not None:
+                conn.stream.max_write_buffer_size = settings.max_outbound_bytes
+            sink = self.sink
+            joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply))
+        except JoinRefused as refused:
+            self.ctx.metrics.join("ws", refused.code)
+            self._close(refused.close_code, f"{refused.code}: {refused.detail}")
+            return
+        except TimeoutError:
+            self.ctx.metrics.join("ws", RoomUnavailable.code)
+            self._close(RoomUnavailable.close_code, "room did not answer; retry")
+            return
+        self.ctx.metrics.join("ws", "ok")
+        self.room = joined.room
+        self.ctx.metrics.client_connected()
+        if self.gone:
+            # The client left while its join was in flight: undo the join now.
+            self._leave()
+
+    def on_message(self, message: str | bytes) -> None:
+        if self.room is None or self.sink is None:
+            return  # closing after a refused join; Tornado may still hand us frames
+        received_at = time.perf_counter()
+        try:
+            if isinstance(message, bytes):
+                raise BinaryFrame()
+            if len(message) > self.ctx.settings.max_frame_bytes:
+                raise FrameTooLarge(f"frame is larger than {self.ctx.settings.max_frame_bytes} bytes")
+            signal = parse_signal(message)
+            if signal.sender is not None and signal.sender != self.client_id:
+                raise FromMismatch()
+        except FrameError as error:
+            self.ctx.metrics.frame_error(error.code)
+            self.sink.send(error_frame(error))
+            return
+        assert self.client_id is not None
+        try:
+            self.room.tell(Relay(self.client_id, self.sink, signal.type, signal.to, signal.data, received_at))
+        except pykka.ActorDeadError:
+            # The room failed after we joined; it closes its clients, but make sure.
+            self.ctx.metrics.message(signal.type, "rejected", "room-failed")
+            self._close(CLOSE_ROOM_FAILED, "room failed; reconnect")
+
+    def on_close(self) -> None:
+        self.gone = True
+        self.ctx.socket_closed()
+        if self.room is not None:
+            self._leave()
+
+    def _leave(self) -> None:
+        assert self.room is not None and self.room_id is not None and self.client_id is not None and self.sink
+        self.ctx.metrics.client_disconnected()
+        try:
+            self.room.tell(Disconnect(self.room_id, self.client_id, self.sink))
+        except pykka.ActorDeadError:
+            pass  # a failed or stopped room has forgotten its members already
+        self.room = None
+
+    def _close(self, code: int, reason: str) -> None:
+        if self.ws_connection is not None and not self.ws_connection.is_closing():
+            self.ctx.metrics.closed(code)
+        # Close reasons must fit in a 125-byte control frame.
+        self.close(code, reason.encode()[:120].decode(errors="ignore"))
