@@ -179,6 +179,9 @@ class LoopActor(pykka.Actor):
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError as exc:
+            # start() registered us already: undo that so nothing points at a dead actor.
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.actor_stopped.set()
             raise RuntimeError(f"{type(self).__name__}.start() needs a running asyncio loop") from exc
         self._setup_done = False
         self._timers: set[asyncio.TimerHandle] = set()

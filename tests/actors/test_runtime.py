@@ -1,0 +1,166 @@
+"""The loop-hosted Pykka runtime: Pykka's semantics, without a thread per actor."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import runtime
+from actors.runtime import LoopActor, LoopFuture
+from tests.support import scaled
+
+
+class Recorder(LoopActor):
+    def __init__(
+        self,
+        events: list[Any],
+        fail_on: Any = None,
+        fail_start: bool = False,
+        failed: asyncio.Future[BaseException] | None = None,
+    ) -> None:
+        super().__init__()
+        self.events = events
+        self.fail_on = fail_on
+        self.fail_start = fail_start
+        self.failed = failed
+
+    def on_start(self) -> None:
+        self.events.append(("start", threading.current_thread().name))
+        if self.fail_start:
+            raise RuntimeError("start failed")
+
+    def on_stop(self) -> None:
+        self.events.append("stop")
+
+    def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.events.append(("failure", str(exc)))
+        if self.failed is not None:
+            self.failed.set_result(exc)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, tuple) and message[0] == "later":
+            self.tell_later(message[1], message[2])
+            return len(self._timers)
+        if message == self.fail_on:
+            raise ValueError(f"bad {message}")
+        self.events.append(message)
+        return message * 2 if isinstance(message, int) else None
+
+
+async def test_messages_are_handled_in_order_on_the_loop_thread_after_on_start() -> None:
+    events: list[Any] = []
+    ref = Recorder.start(events)
+    for n in range(200):  # more than one drain batch
+        ref.tell(n)
+    assert await ref.ask("sync", block=False) is None
+    assert events[0] == ("start", threading.current_thread().name)
+    assert events[1:] == [*range(200), "sync"]
+    assert await runtime.stop(ref)
+
+
+async def test_ask_returns_the_reply_as_an_awaitable_future() -> None:
+    ref = Recorder.start([])
+    future = ref.ask(21, block=False)
+    assert isinstance(future, LoopFuture)
+    assert await future == 42
+    await runtime.stop(ref)
+
+
+async def test_an_exception_in_an_ask_goes_to_the_caller_and_the_actor_lives_on() -> None:
+    events: list[Any] = []
+    ref = Recorder.start(events, fail_on="boom")
+    with pytest.raises(ValueError, match="bad boom"):
+        await ref.ask("boom", block=False)
+    assert await ref.ask(1, block=False) == 2
+    assert ref.is_alive()
+    await runtime.stop(ref)
+    assert "stop" in events
+
+
+async def test_an_exception_in_a_tell_stops_the_actor_and_calls_on_failure_not_on_stop() -> None:
+    events: list[Any] = []
+    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+    ref = Recorder.start(events, fail_on="boom", failed=failed)
+    ref.tell("boom")
+    pending = ref.ask(1, block=False)  # queued behind the failure: answered with ActorDeadError
+    exc = await asyncio.wait_for(failed, scaled(5))
+    assert str(exc) == "bad boom"
+    with pytest.raises(pykka.ActorDeadError):
+        await pending
+    assert not ref.is_alive()
+    assert "stop" not in events and ("failure", "bad boom") in events
+    with pytest.raises(pykka.ActorDeadError):
+        ref.tell(2)
+    assert pykka.ActorRegistry.get_by_urn(ref.actor_urn) is None
+
+
+async def test_an_on_start_failure_stops_the_actor_without_on_failure() -> None:
+    events: list[Any] = []
+    ref = Recorder.start(events, fail_start=True)
+    pending = ref.ask(1, block=False)
+    with pytest.raises(pykka.ActorDeadError):
+        await pending
+    assert not ref.is_alive()
+    assert not any(isinstance(e, tuple) and e[0] == "failure" for e in events)
+
+
+async def test_stop_handles_what_was_queued_first_then_refuses_asks() -> None:
+    events: list[Any] = []
+    ref = Recorder.start(events)
+    ref.tell(1)
+    stopping = runtime.stop(ref)
+    assert await stopping is True
+    assert events[1:] == [1, "stop"]
+    assert await runtime.stop(ref) is False
+    with pytest.raises(pykka.ActorDeadError):
+        await ref.ask(1, block=False)
+
+
+async def test_a_blocking_get_on_the_loop_raises_instead_of_deadlocking() -> None:
+    ref = Recorder.start([])
+    future = ref.ask(1, block=False)
+    with pytest.raises(RuntimeError, match="would block the event loop"):
+        future.get(timeout=1)
+    assert await future == 2
+    assert future.get() == 2  # resolved: reading it is fine
+    await runtime.stop(ref)
+
+
+async def test_tells_from_another_thread_wake_the_loop_and_keep_their_order() -> None:
+    events: list[Any] = []
+    ref = Recorder.start(events)
+
+    def producer() -> None:
+        for n in range(100):
+            ref.tell(n)
+        # A blocking ask from a non-loop thread is allowed and must not deadlock.
+        assert ref.ask("done", timeout=scaled(5)) is None
+
+    await asyncio.wait_for(asyncio.to_thread(producer), scaled(5))
+    assert events[1:] == [*range(100), "done"]
+    await runtime.stop(ref)
+
+
+async def test_tell_later_delivers_in_the_mailbox_and_stop_cancels_pending_timers() -> None:
+    events: list[Any] = []
+    ref = Recorder.start(events)
+    assert await ref.ask(("later", 0.01, "tick"), block=False) == 1
+    assert await ref.ask(("later", scaled(60), "never"), block=False) == 2
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + scaled(5)
+    while "tick" not in events and loop.time() < deadline:
+        await asyncio.sleep(0.005)  # waiting on a timer: there is no event to await instead
+    assert "tick" in events
+    assert await ref.ask(("later", scaled(60), "never"), block=False) == 2  # the fired timer was forgotten
+    await runtime.stop(ref)
+    assert all(handle.cancelled() for handle in loop._scheduled if "fire" in repr(handle))
+
+
+def test_starting_without_a_running_loop_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="needs a running asyncio loop"):
+        Recorder.start([], failed=None)
+    assert pykka.ActorRegistry.get_all() == []

@@ -1,0 +1,183 @@
+"""Helpers shared by the tests: real servers on 127.0.0.1 and real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from transport.server import Server
+from transport.settings import Settings
+
+TIMEOUT_FACTOR = float(os.environ.get("SIGNALING_TEST_TIMEOUT_FACTOR", "1"))
+
+
+def scaled(seconds: float) -> float:
+    """Every wait in the tests goes through this, so slow CI machines can scale them all."""
+    return seconds * TIMEOUT_FACTOR
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"port": 0, "metrics_port": 0, "shutdown_timeout": scaled(5)}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def running_server(**overrides: Any) -> AsyncIterator[Server]:
+    """The whole service in this process, on this loop, on free ports of 127.0.0.1."""
+    server = Server(make_settings(**overrides), registry=CollectorRegistry())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.shutdown()
+
+
+class Closed(Exception):
+    def __init__(self, code: int | None, reason: str | None) -> None:
+        super().__init__(f"closed {code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class Client:
+    conn: WebSocketClientConnection
+    client_id: str
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        message = await asyncio.wait_for(self.conn.read_message(), scaled(timeout))
+        if message is None:
+            raise Closed(self.conn.close_code, self.conn.close_reason)
+        assert isinstance(message, str)
+        return json.loads(message)
+
+    async def recv_type(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
+        frame = await self.recv(timeout)
+        assert frame["type"] == type_, frame
+        return frame
+
+    async def closed(self, timeout: float = 5.0) -> tuple[int | None, str | None]:
+        """Wait for the server to close us (skipping frames); returns (code, reason)."""
+        deadline = time.monotonic() + scaled(timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            message = await asyncio.wait_for(self.conn.read_message(), max(remaining, 0.01))
+            if message is None:
+                return self.conn.close_code, self.conn.close_reason
+
+    def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        text = frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
+        self.conn.write_message(text, binary=isinstance(text, bytes))
+
+    def signal(self, type_: str, to: str | None = None, data: dict[str, Any] | None = None) -> None:
+        frame: dict[str, Any] = {"type": type_, "data": data if data is not None else sample_data(type_)}
+        if to is not None:
+            frame["to"] = to
+        self.send(frame)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def sample_data(type_: str, n: int = 0) -> dict[str, Any]:
+    if type_ == "ice-candidate":
+        return {"candidate": f"candidate:{n} 1 udp 2122260223 192.0.2.1 {50000 + n} typ host",
+                "sdpMid": "0", "sdpMLineIndex": 0}
+    return {"type": "offer" if type_ == "offer" else "answer", "sdp": f"v=0\r\no=- {n} 2 IN IP4 127.0.0.1\r\n"}
+
+
+def ws_url(server: Server, room: str, client: str, token: str | None = None, key: str = "clientId") -> str:
+    url = f"ws://127.0.0.1:{server.port}/ws?roomId={room}&{key}={client}"
+    return url + (f"&token={token}" if token else "")
+
+
+async def connect(server: Server, room: str, client: str, token: str | None = None, **headers: str) -> Client:
+    request = HTTPRequest(ws_url(server, room, client, token), headers=headers or None)
+    conn = await asyncio.wait_for(websocket_connect(request), scaled(5))
+    return Client(conn, client)
+
+
+async def join(server: Server, room: str, client: str, token: str | None = None) -> tuple[Client, list[str]]:
+    """Connect and read the ``joined`` frame; returns the client and its peer list."""
+    c = await connect(server, room, client, token)
+    frame = await c.recv_type("joined")
+    assert frame["data"]["roomId"] == room and frame["data"]["clientId"] == client
+    return c, frame["data"]["peers"]
+
+
+async def http(server: Server, method: str, path: str, body: Any = None, raw: bytes | None = None,
+               port: int | None = None, **headers: str) -> tuple[int, Any]:
+    """One HTTP request to the server; returns (status, parsed JSON or text)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if method == "POST" and data is None:
+        data = b""
+    request = HTTPRequest(f"http://127.0.0.1:{port or server.port}{path}", method=method, body=data,
+                          headers=headers or None, request_timeout=scaled(5))
+    response: HTTPResponse = await AsyncHTTPClient().fetch(request, raise_error=False)
+    text = response.body.decode() if response.body else ""
+    try:
+        return response.code, json.loads(text)
+    except ValueError:
+        return response.code, text
+
+
+# -- the service as a real process (console script), for signals and end-to-end runs --
+
+LISTENING = re.compile(r"listening on http://[\d.]+:(\d+) \(metrics on http://[\d.]+:(\d+)/metrics")
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[str]
+    port: int
+    metrics_port: int
+    log: list[str]
+
+
+@contextmanager
+def server_process(*args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """Run ``signaling-server`` on free ports; yields once it is listening; always reaps it."""
+    cmd = [sys.executable, "-m", "transport.server", "--port", "0", "--metrics-port", "0", *args]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **(env or {})})
+    log: list[str] = []
+    started = threading.Event()
+    ports: list[int] = []
+
+    def drain() -> None:
+        # Read stderr for the whole run so a chatty server never blocks on a full pipe.
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            log.append(line)
+            match = LISTENING.search(line)
+            if match and not started.is_set():
+                ports.extend(int(g) for g in match.groups())
+                started.set()
+        started.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        started.wait(scaled(15))
+        assert ports, f"server did not start: {''.join(log)}"
+        yield ServerProcess(proc, ports[0], ports[1], log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=scaled(10))
+        reader.join(timeout=scaled(5))
