@@ -15,11 +15,10 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from transport.server import Server
+from transport.server import Server, new_registry
 from transport.settings import Settings
 
 TIMEOUT_FACTOR = float(os.environ.get("SIGNALING_TEST_TIMEOUT_FACTOR", "1"))
@@ -39,7 +38,7 @@ def make_settings(**overrides: Any) -> Settings:
 @asynccontextmanager
 async def running_server(**overrides: Any) -> AsyncIterator[Server]:
     """The whole service in this process, on this loop, on free ports of 127.0.0.1."""
-    server = Server(make_settings(**overrides), registry=CollectorRegistry())
+    server = Server(make_settings(**overrides), registry=new_registry())
     await server.start()
     try:
         yield server
@@ -123,17 +122,22 @@ async def join(server: Server, room: str, client: str, token: str | None = None)
 async def http(server: Server, method: str, path: str, body: Any = None, raw: bytes | None = None,
                port: int | None = None, **headers: str) -> tuple[int, Any]:
     """One HTTP request to the server; returns (status, parsed JSON or text)."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    if method == "POST" and data is None:
-        data = b""
-    request = HTTPRequest(f"http://127.0.0.1:{port or server.port}{path}", method=method, body=data,
-                          headers=headers or None, request_timeout=scaled(5))
-    response: HTTPResponse = await AsyncHTTPClient().fetch(request, raise_error=False)
+    response = await fetch(server, method, path, body, raw, port, **headers)
     text = response.body.decode() if response.body else ""
     try:
         return response.code, json.loads(text)
     except ValueError:
         return response.code, text
+
+
+async def fetch(server: Server, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                port: int | None = None, **headers: str) -> HTTPResponse:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if method == "POST" and data is None:
+        data = b""
+    request = HTTPRequest(f"http://127.0.0.1:{port or server.port}{path}", method=method, body=data,
+                          headers=headers or None, request_timeout=scaled(5))
+    return await AsyncHTTPClient().fetch(request, raise_error=False)
 
 
 # -- the service as a real process (console script), for signals and end-to-end runs --

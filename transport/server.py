@@ -72,7 +72,9 @@ class Server:
     async def shutdown(self) -> None:
         """Drain: /readyz 503, stop accepting, close every socket with 1001, stop the actors."""
         ctx = self.ctx
-        ctx.draining = True
+        ctx.draining = True  # /readyz 503; WebSocket joins refused with 1001 from now on
+        if self.settings.drain_seconds:
+            await asyncio.sleep(self.settings.drain_seconds)
         self.http.stop()
         await ctx.ask_hub(lambda reply: Shutdown(CLOSE_GOING_AWAY, "server shutting down", reply))
         if ctx.open_sockets:

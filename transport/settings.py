@@ -47,6 +47,8 @@ class Settings:
                                                                       "is closed as a slow reader"))
     ping_interval: float = field(default=20.0, metadata=_doc("seconds between WebSocket pings (0: off)"))
     ping_timeout: float = field(default=20.0, metadata=_doc("seconds to wait for a pong before dropping the peer"))
+    drain_seconds: float = field(default=0.0, metadata=_doc("seconds /readyz answers 503 on SIGTERM before the "
+                                                            "listener closes, so a load balancer stops routing here"))
     shutdown_timeout: float = field(default=5.0, metadata=_doc("seconds to wait for sockets to close on SIGTERM"))
     backlog: int = field(default=1024, metadata=_doc("listen backlog (the default 128 drops connection bursts)"))
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
@@ -62,7 +64,7 @@ class Settings:
         for name in ("token_ttl", "stub_ttl", "shutdown_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
-        for name in ("ping_interval", "ping_timeout"):
+        for name in ("ping_interval", "ping_timeout", "drain_seconds"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

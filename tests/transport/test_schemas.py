@@ -1,0 +1,101 @@
+"""Validation tables for frames, REST bodies and query strings: no sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.errors import InvalidJson, InvalidMessage, InvalidRequest
+from transport.schemas import parse_join_body, parse_signal, parse_ws_query
+
+VALID_FRAMES = [
+    ('{"type":"offer","to":"b","data":{"type":"offer","sdp":"v=0"}}', ("offer", "b", None)),
+    ('{"type":"answer","to":"a","from":"b","data":{"type":"answer","sdp":"v=0"}}', ("answer", "a", "b")),
+    ('{"type":"answer","to":"a","data":{"type":"pranswer","sdp":"v=0"}}', ("answer", "a", None)),
+    ('{"type":"ice-candidate","data":{"candidate":""}}', ("ice-candidate", None, None)),
+    ('{"type":"ice-candidate","to":"b","data":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host",'
+     '"sdpMid":null,"sdpMLineIndex":0,"usernameFragment":"abcd"}}', ("ice-candidate", "b", None)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), VALID_FRAMES)
+def test_valid_frames_parse_to_type_to_and_claimed_sender(text: str, expected: tuple) -> None:
+    signal = parse_signal(text)
+    assert (signal.type, signal.to, signal.sender) == expected
+
+
+def test_data_is_forwarded_untouched_including_fields_the_server_does_not_know() -> None:
+    signal = parse_signal('{"type":"offer","to":"b","data":{"type":"offer","sdp":"v=0","x":{"y":[1,"2"]}}}')
+    assert signal.data == {"type": "offer", "sdp": "v=0", "x": {"y": [1, "2"]}}
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "mentions"),
+    [
+        ("", InvalidJson, ""),
+        ("{", InvalidJson, ""),
+        ('{"type":"offer","data":{"type":"offer","sdp":"x","v":Infinity}}', InvalidJson, ""),
+        ('{"type":"offer","data":{"type":"offer","sdp":"x","v":1e999}}', InvalidJson, ""),
+        ("[" * 100_000 + "]" * 100_000, InvalidJson, ""),
+        ('"offer"', InvalidMessage, "object"),
+        ('{"data":{}}', InvalidMessage, "type"),
+        ('{"type":"OFFER","data":{}}', InvalidMessage, "type"),
+        ('{"type":"offer","data":[]}', InvalidMessage, "data"),
+        ('{"type":"offer","data":{"sdp":"x"}}', InvalidMessage, "data.type"),
+        ('{"type":"answer","data":{"type":"offer","sdp":"x"}}', InvalidMessage, "data.type"),
+        ('{"type":"offer","data":{"type":"offer","sdp":null}}', InvalidMessage, "data.sdp"),
+        ('{"type":"ice-candidate","data":{"candidate":"c","sdpMLineIndex":"0"}}', InvalidMessage, "sdpMLineIndex"),
+        ('{"type":"ice-candidate","data":{"candidate":"c","sdpMLineIndex":-1}}', InvalidMessage, "sdpMLineIndex"),
+        ('{"type":"ice-candidate","data":{"candidate":"c","sdpMLineIndex":1.5}}', InvalidMessage, "sdpMLineIndex"),
+        ('{"type":"ice-candidate","data":{"candidate":7}}', InvalidMessage, "candidate"),
+        ('{"type":"offer","to":"","data":{"type":"offer","sdp":"x"}}', InvalidMessage, "to"),
+        ('{"type":"offer","to":null,"data":{"type":"offer","sdp":"x"}}', InvalidMessage, "to"),
+        ('{"type":"offer","from":"a/b","data":{"type":"offer","sdp":"x"}}', InvalidMessage, "from"),
+        ('{"type":"offer","data":{"type":"offer","sdp":"x"},"room":"other"}', InvalidMessage, "room"),
+    ],
+)
+def test_invalid_frames_raise_one_error_with_a_short_message(text: str, error: type, mentions: str) -> None:
+    with pytest.raises(error) as raised:
+        parse_signal(text)
+    assert mentions in raised.value.detail and len(raised.value.detail) <= 200
+
+
+def test_error_messages_are_capped_even_for_many_unknown_fields() -> None:
+    fields = ",".join(f'"field{n}":1' for n in range(200))
+    with pytest.raises(InvalidMessage) as raised:
+        parse_signal('{"type":"offer","data":{"type":"offer","sdp":"x"},' + fields + "}")
+    assert len(raised.value.detail) <= 200
+
+
+@pytest.mark.parametrize(
+    ("body", "room_in_path", "expected"),
+    [(b"", False, {}), (b"  ", False, {}), (b"{}", False, {}), (b'{"roomId":"r","clientId":"c"}', False,
+     {"roomId": "r", "clientId": "c"}), (b'{"clientId":"c"}', True, {"clientId": "c"})],
+)
+def test_valid_join_bodies(body: bytes, room_in_path: bool, expected: dict) -> None:
+    assert parse_join_body(body, room_in_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "room_in_path"),
+    [(b"{", False), (b"null", False), (b'{"roomId":""}', False), (b'{"roomId":"' + b"a" * 65 + b'"}', False),
+     (b'{"roomId":"r"}', True), (b'{"clientId":["c"]}', False), (b'{"x":1}', False)],
+)
+def test_invalid_join_bodies(body: bytes, room_in_path: bool) -> None:
+    with pytest.raises(InvalidRequest):
+        parse_join_body(body, room_in_path)
+
+
+def test_ws_query_accepts_both_spellings_of_clientId_and_an_optional_token() -> None:
+    assert parse_ws_query({"roomId": [b"r"], "ClientId": [b"c"]}) == ("r", "c", None)
+    assert parse_ws_query({"roomId": [b"r"], "clientId": [b"c"], "token": [b"t"]}) == ("r", "c", "t")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"roomId": [b"r"]}, {"roomId": [b"r"], "clientId": [b"c"], "ClientId": [b"d"]},
+     {"roomId": [b"\xff"], "clientId": [b"c"]}, {"roomId": [b"r r"], "clientId": [b"c"]},
+     {"roomId": [b"r"], "clientId": [b"c"], "token": [b"a", b"b"]}],
+)
+def test_invalid_ws_queries(query: dict) -> None:
+    with pytest.raises(InvalidRequest):
+        parse_ws_query(query)
