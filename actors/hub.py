@@ -57,6 +57,11 @@ class Hub(LoopActor):
         # Our own directory: Pykka's ActorRegistry is a global list with O(n) lookups.
         self.rooms: dict[RoomId, _Entry] = {}
         self.shutting_down = False
+        metrics.watch_mailboxes(self.deepest_mailbox)
+
+    def deepest_mailbox(self) -> int:
+        # Called at scrape time on the loop thread; reads sizes only, never the messages.
+        return max((len(entry.ref.actor_inbox) for entry in list(self.rooms.values())), default=0)
 
     def on_receive(self, message: Any) -> Any:
         match message:

@@ -50,11 +50,15 @@ class Room(LoopActor):
         # Joins (Reserve/Connect) handled so far: the Hub compares it with the joins it
         # forwarded before reaping, so a join in flight never lands in a stopped room.
         self.joins_seen = 0
+        self.peak_members = 0
+        # (offerer, answerer) -> when the offer was relayed: call-setup time per pair.
+        self.offers: dict[tuple[str, str], float] = {}
 
     def on_start(self) -> None:
         logger.info("room opened", extra={"room": self.room_id})
 
     def on_stop(self) -> None:
+        self.metrics.room_peak_members(self.peak_members)
         logger.info("room closed", extra={"room": self.room_id})
 
     def on_receive(self, message: Any) -> Any:
@@ -69,6 +73,7 @@ class Room(LoopActor):
                 left = self.state.disconnect(client_id, sink)
                 if left is not None:
                     logger.info("peer disconnected", extra={"room": self.room_id, "client": client_id})
+                    self.offers = {pair: t for pair, t in self.offers.items() if client_id not in pair}
                     self._deliver(left)
                 self._report_if_idle()
             case ExpireStubs():
@@ -112,6 +117,7 @@ class Room(LoopActor):
 
     def _connect(self, message: Connect) -> Joined:
         peers, deliveries = self.state.connect(message.client_id, message.sink)
+        self.peak_members = max(self.peak_members, len(peers) + 1)
         logger.info("peer connected", extra={"room": self.room_id, "client": message.client_id})
         self._deliver(deliveries)
         return Joined(self.actor_ref, tuple(peers))
@@ -127,12 +133,23 @@ class Room(LoopActor):
         self.metrics.message(message.type, result.outcome, result.reason, count)
         if result.outcome == "delivered" and message.received_at:
             self.metrics.relay_latency(time.perf_counter() - message.received_at)
+            if message.to is not None:
+                self._time_call_setup(message)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "relay %s %s -> %s: %s %s",
                 message.type, message.sender, message.to or "*", result.outcome, result.reason,
                 extra={"room": self.room_id, "client": message.sender},
             )
+
+    def _time_call_setup(self, message: Relay) -> None:
+        if message.type == "offer":
+            if len(self.offers) < self.state.limits.max_members ** 2:  # bounded by the pairs possible
+                self.offers[(message.sender, message.to)] = message.received_at  # type: ignore[index]
+        elif message.type == "answer":
+            offered = self.offers.pop((message.to, message.sender), None)  # type: ignore[arg-type]
+            if offered is not None:
+                self.metrics.call_setup(time.perf_counter() - offered)
 
     def _expire(self) -> None:
         expired, dropped = self.state.expire(time.monotonic())

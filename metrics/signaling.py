@@ -6,6 +6,8 @@ never a room or client id. The registry is injected so each test gets a fresh on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 MESSAGE_TYPES = ("offer", "answer", "ice-candidate")
@@ -42,6 +44,26 @@ class SignalingMetrics:
             "signaling_held_expired_total", "Frames held for a REST stub that expired before its WebSocket came",
             registry=r,
         )
+        self._frames_in = Counter(
+            "signaling_frames_received_total", "Inbound WebSocket frames by message type ('invalid' when unparseable)",
+            ["type"], registry=r,
+        )
+        self._slow_readers = Counter(
+            "signaling_slow_reader_disconnects_total", "Clients closed because their outbound queue filled up",
+            registry=r,
+        )
+        self._room_peak = Histogram(
+            "signaling_room_peak_members", "Most members a room had at once, observed when the room closes",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64), registry=r,
+        )
+        self._call_setup = Histogram(
+            "signaling_call_setup_seconds", "Offer relayed to the answer delivered back, per pair of peers",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
+        )
+        self._mailbox = Gauge(
+            "signaling_room_mailbox_max_depth", "Messages waiting in the fullest room mailbox (at scrape time)",
+            registry=r,
+        )
         self._relay_latency = Histogram(
             "signaling_relay_latency_seconds", "Frame received to frame handed to the receiver's socket",
             buckets=LATENCY_BUCKETS, registry=r,
@@ -49,6 +71,8 @@ class SignalingMetrics:
         Info("signaling_build", "Version of the signaling service", registry=r).info({"version": version})
         for t in MESSAGE_TYPES:
             self._messages.labels(t, "delivered", "")
+            self._frames_in.labels(t)
+        self._frames_in.labels("invalid")
         for path in ("rest", "ws"):
             self._joins.labels(path, "ok")
 
@@ -81,6 +105,22 @@ class SignalingMetrics:
 
     def outbound_dropped(self, reason: str) -> None:
         self._outbound_dropped.labels(reason).inc()
+
+    def frame_received(self, type_: str) -> None:
+        self._frames_in.labels(type_).inc()
+
+    def slow_reader_disconnected(self) -> None:
+        self._slow_readers.inc()
+
+    def room_peak_members(self, count: int) -> None:
+        self._room_peak.observe(count)
+
+    def call_setup(self, seconds: float) -> None:
+        self._call_setup.observe(seconds)
+
+    def watch_mailboxes(self, deepest: Callable[[], int]) -> None:
+        """``deepest`` is called at scrape time, on the loop thread that serves /metrics."""
+        self._mailbox.set_function(deepest)
 
     def held_expired(self, count: int) -> None:
         if count:

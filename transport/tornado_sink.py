@@ -36,6 +36,7 @@ class WebSocketSink:
             self._metrics.outbound_dropped("connection-closed")
         except StreamBufferFullError:
             self._metrics.outbound_dropped("slow-reader")
+            self._metrics.slow_reader_disconnected()
             logger.warning("slow reader: closing", extra={"room": self.room_id, "client": self.client_id})
             conn = self._handler.ws_connection
             if conn is not None:

@@ -98,9 +98,12 @@ class SignalingSocket(WebSocketHandler):
             if len(message) > self.ctx.settings.max_frame_bytes:
                 raise FrameTooLarge(f"frame is larger than {self.ctx.settings.max_frame_bytes} bytes")
             signal = parse_signal(message)
+            self.ctx.metrics.frame_received(signal.type)
             if signal.sender is not None and signal.sender != self.client_id:
                 raise FromMismatch()
         except FrameError as error:
+            if not isinstance(error, FromMismatch):
+                self.ctx.metrics.frame_received("invalid")
             self.ctx.metrics.frame_error(error.code)
             self.sink.send(error_frame(error))
             return
