@@ -33,21 +33,31 @@ class Reserve:
 
 @dataclass(frozen=True, slots=True)
 class Connect:
-    """A WebSocket arrived for ``client_id``; reply is ``Joined`` or a JoinRefused."""
+    """A WebSocket arrived for ``client_id``; reply is ``Joined`` or a JoinRefused.
+
+    ``replace``: the client proved its identity with a token, so it may take over its
+    own connection that is still open (a reconnect the server has not noticed yet).
+    """
 
     room_id: RoomId
     client_id: ClientId
     sink: ClientSink = field(repr=False)
     reply: LoopFuture = field(repr=False)
+    replace: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Disconnect:
-    """The connection behind ``sink`` closed (only that connection: not a replacement)."""
+    """The connection behind ``sink`` closed (only that connection: not a replacement).
+
+    ``abnormal``: it dropped without a close handshake, so the member keeps its seat
+    for the reconnect grace period.
+    """
 
     room_id: RoomId
     client_id: ClientId
     sink: ClientSink = field(repr=False)
+    abnormal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pykka
 
-from actors.errors import CLOSE_ROOM_FAILED, JoinRefused, RoomUnavailable
+from actors.errors import CLOSE_REPLACED, CLOSE_ROOM_FAILED, JoinRefused, RoomUnavailable
 from actors.ids import RoomId
 from actors.messages import (
     CloseAll,
@@ -69,11 +69,15 @@ class Room(LoopActor):
                 self._join(message, self._connect)
             case Reserve():
                 self._join(message, self._reserve)
-            case Disconnect(client_id=client_id, sink=sink):
-                left = self.state.disconnect(client_id, sink)
+            case Disconnect(client_id=client_id, sink=sink, abnormal=abnormal):
+                left = self.state.disconnect(client_id, sink, time.monotonic(), abnormal)
                 if left is not None:
-                    logger.info("peer disconnected", extra={"room": self.room_id, "client": client_id})
                     self.offers = {pair: t for pair, t in self.offers.items() if client_id not in pair}
+                    if client_id in self.state.members:
+                        logger.info("peer dropped; holding its seat", extra={"room": self.room_id, "client": client_id})
+                        self.tell_later(self.state.limits.reconnect_grace, ExpireStubs())
+                    else:
+                        logger.info("peer disconnected", extra={"room": self.room_id, "client": client_id})
                     self._deliver(left)
                 self._report_if_idle()
             case ExpireStubs():
@@ -116,9 +120,12 @@ class Room(LoopActor):
         message.reply.set(result)
 
     def _connect(self, message: Connect) -> Joined:
-        peers, deliveries = self.state.connect(message.client_id, message.sink)
+        peers, deliveries, replaced = self.state.connect(message.client_id, message.sink, message.replace)
         self.peak_members = max(self.peak_members, len(peers) + 1)
-        logger.info("peer connected", extra={"room": self.room_id, "client": message.client_id})
+        logger.info("peer %s", "reconnected" if replaced else "connected",
+                    extra={"room": self.room_id, "client": message.client_id})
+        if replaced is not None:
+            replaced.close(CLOSE_REPLACED, "replaced: a newer connection of this client took over")
         self._deliver(deliveries)
         return Joined(self.actor_ref, tuple(peers))
 
@@ -152,9 +159,10 @@ class Room(LoopActor):
                 self.metrics.call_setup(time.perf_counter() - offered)
 
     def _expire(self) -> None:
-        expired, dropped = self.state.expire(time.monotonic())
+        expired, dropped, left = self.state.expire(time.monotonic())
+        self._deliver(left)
         if expired:
-            logger.info("stubs expired: %s (%d held frames dropped)", ",".join(expired), dropped,
+            logger.info("seats expired without a socket: %s (%d held frames dropped)", ",".join(expired), dropped,
                         extra={"room": self.room_id})
             self.metrics.held_expired(dropped)
         self._report_if_idle()

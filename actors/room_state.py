@@ -24,14 +24,18 @@ class RoomLimits:
     max_members: int = 16  # connected clients plus REST stubs
     stub_ttl: float = 30.0  # seconds a REST stub waits for its WebSocket
     max_held: int = 64  # frames held for one stub
+    reconnect_grace: float = 10.0  # seconds a dropped member keeps its seat before peer-left
 
 
 @dataclass(slots=True)
 class Member:
     client_id: ClientId
-    sink: ClientSink | None  # None while a REST stub waits for its WebSocket
+    # None while a REST stub waits for its WebSocket, or while a dropped client is
+    # within its reconnect grace: frames addressed to it are held meanwhile.
+    sink: ClientSink | None
     expires_at: float = math.inf
     held: deque[str] = field(default_factory=deque)
+    announced: bool = False  # the others were sent peer-joined for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +79,26 @@ class RoomState:
         self._admit(client_id)
         self.members[client_id] = Member(client_id, None, now + self.limits.stub_ttl)
 
-    def connect(self, client_id: ClientId, sink: ClientSink) -> tuple[list[ClientId], list[Delivery]]:
-        """A WebSocket arrived: returns the other connected peers and the frames to send.
+    def connect(
+        self, client_id: ClientId, sink: ClientSink, replace: bool = False
+    ) -> tuple[list[ClientId], list[Delivery], ClientSink | None]:
+        """A WebSocket arrived: returns the other connected peers, the frames to send,
+        and the connection it replaced (to close) if any.
 
-        The newcomer gets ``joined`` then, in order, whatever was held for its stub;
-        every other connected member gets ``peer-joined``.
+        The newcomer gets ``joined`` then, in order, whatever was held for it. The
+        others get ``peer-joined`` only for a member they have not seen yet: a client
+        coming back within its grace, or replacing its own connection (``replace``,
+        allowed only with a valid token), causes no presence churn.
         """
         member = self.members.get(client_id)
+        replaced = None
         if member is None:
             self._admit(client_id)
             member = self.members[client_id] = Member(client_id, None)
         elif member.sink is not None:
-            raise ClientIdTaken()
+            if not replace:
+                raise ClientIdTaken()
+            replaced = member.sink
         others = [m for m in self.connected() if m is not member]
         peers = [m.client_id for m in others]
         member.sink = sink
@@ -95,22 +107,29 @@ class RoomState:
         out = [Delivery(sink, encode({"type": "joined", "data": joined}))]
         out.extend(Delivery(sink, frame) for frame in member.held)
         member.held.clear()
-        peer_joined = encode({"type": "peer-joined", "data": {"clientId": client_id}})
-        out.extend(Delivery(m.sink, peer_joined) for m in others if m.sink is not None)
-        return peers, out
+        if not member.announced:
+            member.announced = True
+            peer_joined = encode({"type": "peer-joined", "data": {"clientId": client_id}})
+            out.extend(Delivery(m.sink, peer_joined) for m in others if m.sink is not None)
+        return peers, out, replaced
 
-    def disconnect(self, client_id: ClientId, sink: ClientSink) -> list[Delivery] | None:
+    def disconnect(self, client_id: ClientId, sink: ClientSink, now: float, abnormal: bool) -> list[Delivery] | None:
         """The connection ``sink`` closed: ``peer-left`` for the others.
 
-        None when ``sink`` is not (or no longer) the member's connection: a newer
-        connection of the same id is left alone.
+        After an ``abnormal`` drop (no close handshake) the member keeps its seat for
+        ``reconnect_grace`` seconds, since its WebRTC session may well be alive; frames
+        for it are held and ``peer-left`` waits for ``expire``. None when ``sink`` is not
+        (or no longer) the member's connection: a newer connection is left alone.
         """
         member = self.members.get(client_id)
         if member is None or member.sink is not sink:
             return None
+        if abnormal and self.limits.reconnect_grace > 0:
+            member.sink = None
+            member.expires_at = now + self.limits.reconnect_grace
+            return []
         del self.members[client_id]
-        peer_left = encode({"type": "peer-left", "data": {"clientId": client_id}})
-        return [Delivery(m.sink, peer_left) for m in self.connected() if m.sink is not None]
+        return self._peer_left(client_id)
 
     def relay(self, msg: Relay) -> RelayResult:
         sender = self.members.get(msg.sender)
@@ -131,12 +150,17 @@ class RoomState:
         target.held.append(frame)
         return RelayResult([], "held")
 
-    def expire(self, now: float) -> tuple[list[ClientId], int]:
-        """Drop stubs past their time: returns their ids and how many held frames died with them."""
+    def expire(self, now: float) -> tuple[list[ClientId], int, list[Delivery]]:
+        """Drop stubs and dropped members past their time: returns their ids, how many
+        held frames died with them, and ``peer-left`` for members the others had seen."""
         expired = [m for m in self.members.values() if m.sink is None and m.expires_at <= now]
+        out: list[Delivery] = []
         for member in expired:
             del self.members[member.client_id]
-        return [m.client_id for m in expired], sum(len(m.held) for m in expired)
+        for member in expired:
+            if member.announced:
+                out.extend(self._peer_left(member.client_id))
+        return [m.client_id for m in expired], sum(len(m.held) for m in expired), out
 
     def next_expiry(self) -> float | None:
         times = [m.expires_at for m in self.members.values() if m.sink is None]
@@ -147,6 +171,10 @@ class RoomState:
         sinks = [m.sink for m in self.members.values() if m.sink is not None]
         self.members.clear()
         return sinks
+
+    def _peer_left(self, client_id: ClientId) -> list[Delivery]:
+        peer_left = encode({"type": "peer-left", "data": {"clientId": client_id}})
+        return [Delivery(m.sink, peer_left) for m in self.connected() if m.sink is not None]
 
     def _admit(self, client_id: ClientId) -> None:
         if client_id in self.members:

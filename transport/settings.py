@@ -43,6 +43,8 @@ class Settings:
     max_rooms: int = field(default=10_000, metadata=_doc("live rooms per process"))
     stub_ttl: float = field(default=30.0, metadata=_doc("seconds a REST join waits for its WebSocket"))
     max_held: int = field(default=64, metadata=_doc("frames held for a client whose WebSocket has not arrived"))
+    reconnect_grace: float = field(default=10.0, metadata=_doc("seconds a client that dropped without a close "
+                                                               "handshake keeps its seat before peer-left"))
     max_outbound_bytes: int = field(default=1024 * 1024, metadata=_doc("unsent bytes queued per connection before it "
                                                                       "is closed as a slow reader"))
     ping_interval: float = field(default=20.0, metadata=_doc("seconds between WebSocket pings (0: off)"))
@@ -64,7 +66,7 @@ class Settings:
         for name in ("token_ttl", "stub_ttl", "shutdown_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
-        for name in ("ping_interval", "ping_timeout", "drain_seconds"):
+        for name in ("ping_interval", "ping_timeout", "drain_seconds", "reconnect_grace"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -92,7 +94,8 @@ class Settings:
         return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
 
     def room_limits(self) -> RoomLimits:
-        return RoomLimits(max_members=self.max_members, stub_ttl=self.stub_ttl, max_held=self.max_held)
+        return RoomLimits(max_members=self.max_members, stub_ttl=self.stub_ttl, max_held=self.max_held,
+                          reconnect_grace=self.reconnect_grace)
 
 
 def _convert(name: str, kind: type, raw: str) -> Any:

@@ -44,6 +44,7 @@ class SignalingSocket(WebSocketHandler):
         self.client_id: ClientId | None = None
         self.sink: WebSocketSink | None = None
         self.gone = False  # on_close has run
+        self.aborted = False  # the connection ended without a close handshake
 
     def check_origin(self, origin: str) -> bool:
         # Only browsers send Origin; native clients (aiortc, apps) have none and never get here.
@@ -66,13 +67,12 @@ class SignalingSocket(WebSocketHandler):
                 self.ctx.tokens.verify(token, room_id, client_id)
             elif settings.token_mode:
                 raise Unauthorized("token required")
+            replace = token is not None  # only a proven client may take over its own connection
             self.room_id, self.client_id = room_id, client_id
             self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
-            conn = self.ws_connection
-            if conn is not None:
-                conn.stream.max_write_buffer_size = settings.max_outbound_bytes
+            self._watch_connection()
             sink = self.sink
-            joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply))
+            joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, replace))
         except JoinRefused as refused:
             self.ctx.metrics.join("ws", refused.code)
             self._close(refused.close_code, f"{refused.code}: {refused.detail}")
@@ -125,10 +125,29 @@ class SignalingSocket(WebSocketHandler):
         assert self.room is not None and self.room_id is not None and self.client_id is not None and self.sink
         self.ctx.metrics.client_disconnected()
         try:
-            self.room.tell(Disconnect(self.room_id, self.client_id, self.sink))
+            self.room.tell(Disconnect(self.room_id, self.client_id, self.sink, abnormal=self.aborted))
         except pykka.ActorDeadError:
             pass  # a failed or stopped room has forgotten its members already
         self.room = None
+
+    def _watch_connection(self) -> None:
+        conn = self.ws_connection
+        if conn is None:
+            return
+        # Bound what a client that stops reading can make us buffer (see tornado_sink).
+        conn.stream.max_write_buffer_size = self.ctx.settings.max_outbound_bytes
+        # Tornado ends every connection through _abort(), but only a clean close has
+        # seen the client's close frame (client_terminated) by then; a dropped TCP
+        # connection or a ping timeout has not. That decides between peer-left now and
+        # a reconnect grace period.
+        abort = conn._abort
+
+        def aborted() -> None:
+            if not conn.client_terminated:
+                self.aborted = True
+            abort()
+
+        conn._abort = aborted  # type: ignore[method-assign]
 
     def _close(self, code: int, reason: str) -> None:
         if self.ws_connection is not None and not self.ws_connection.is_closing():

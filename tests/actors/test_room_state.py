@@ -29,7 +29,7 @@ def deliver(deliveries: list) -> None:
 
 def test_first_member_is_told_it_joined_an_empty_room() -> None:
     room, a = new_room(), RecordingSink("a")
-    peers, out = room.connect(ClientId("a"), a)
+    peers, out, _ = room.connect(ClientId("a"), a)
     deliver(out)
     assert peers == []
     assert a.decoded() == [{"type": "joined", "data": {"roomId": "r", "clientId": "a", "peers": []}}]
@@ -38,7 +38,7 @@ def test_first_member_is_told_it_joined_an_empty_room() -> None:
 def test_joiner_gets_the_peer_list_and_the_others_get_peer_joined() -> None:
     room, a, b = new_room(), RecordingSink("a"), RecordingSink("b")
     deliver(room.connect(ClientId("a"), a)[1])
-    peers, out = room.connect(ClientId("b"), b)
+    peers, out, _ = room.connect(ClientId("b"), b)
     deliver(out)
     assert peers == ["a"]
     assert b.decoded()[-1]["data"]["peers"] == ["a"]
@@ -123,9 +123,9 @@ def test_a_stub_expires_after_its_ttl_with_its_held_frames_counted() -> None:
     room.connect(ClientId("a"), a)
     room.reserve(ClientId("b"), now=100)
     room.relay(relay("a", a, to="b"))
-    assert room.expire(now=129.9) == ([], 0)
+    assert room.expire(now=129.9) == ([], 0, [])
     assert room.next_expiry() == 130
-    assert room.expire(now=130) == (["b"], 1)
+    assert room.expire(now=130) == (["b"], 1, [])  # never seen by the others: no peer-left
     assert "b" not in room.members and room.next_expiry() is None
 
 
@@ -151,18 +151,18 @@ def test_leaving_tells_the_others_and_empties_the_room() -> None:
     room, a, b = new_room(), RecordingSink("a"), RecordingSink("b")
     room.connect(ClientId("a"), a)
     room.connect(ClientId("b"), b)
-    out = room.disconnect(ClientId("a"), a)
+    out = room.disconnect(ClientId("a"), a, now=0, abnormal=False)
     assert out is not None
     deliver(out)
     assert b.decoded()[-1] == {"type": "peer-left", "data": {"clientId": "a"}}
-    room.disconnect(ClientId("b"), b)
+    room.disconnect(ClientId("b"), b, now=0, abnormal=False)
     assert room.is_empty
 
 
 def test_the_close_of_an_old_connection_does_not_remove_its_replacement() -> None:
     room, old, new = new_room(), RecordingSink(), RecordingSink()
     room.connect(ClientId("a"), new)
-    assert room.disconnect(ClientId("a"), old) is None
+    assert room.disconnect(ClientId("a"), old, now=0, abnormal=False) is None
     assert room.members["a"].sink is new
 
 
@@ -173,3 +173,50 @@ def test_close_all_returns_every_connected_sink_and_forgets_everyone() -> None:
     room.reserve(ClientId("c"), now=0)
     assert set(map(id, room.close_all())) == {id(a), id(b)}
     assert room.is_empty
+
+
+def test_a_second_connection_with_replace_takes_over_without_presence_churn() -> None:
+    room, a, old, new = new_room(), RecordingSink("a"), RecordingSink("old"), RecordingSink("new")
+    room.connect(ClientId("a"), a)
+    room.connect(ClientId("b"), old)
+    a.frames.clear()
+    peers, out, replaced = room.connect(ClientId("b"), new, replace=True)
+    deliver(out)
+    assert replaced is old and peers == ["a"]
+    assert new.types() == ["joined"] and a.frames == []
+    result = room.relay(relay("a", a, to="b"))
+    assert result.deliveries[0].sink is new
+
+
+def test_an_abnormal_drop_keeps_the_seat_and_holds_frames_until_the_client_returns() -> None:
+    room, a, b1, b2 = new_room(reconnect_grace=10), RecordingSink("a"), RecordingSink("b1"), RecordingSink("b2")
+    room.connect(ClientId("a"), a)
+    room.connect(ClientId("b"), b1)
+    a.frames.clear()
+    assert room.disconnect(ClientId("b"), b1, now=100, abnormal=True) == []  # no peer-left yet
+    assert room.relay(relay("a", a, "ice-candidate", to="b", n=7)).outcome == "held"
+    assert room.expire(now=109) == ([], 0, [])
+    peers, out, replaced = room.connect(ClientId("b"), b2)
+    deliver(out)
+    assert replaced is None and peers == ["a"]
+    assert b2.types() == ["joined", "ice-candidate"] and b2.decoded()[1]["data"] == sample_data("ice-candidate", 7)
+    assert a.frames == []  # no peer-left, no peer-joined
+
+
+def test_a_dropped_member_that_does_not_return_is_announced_as_left_when_its_grace_ends() -> None:
+    room, a, b = new_room(reconnect_grace=10), RecordingSink("a"), RecordingSink("b")
+    room.connect(ClientId("a"), a)
+    room.connect(ClientId("b"), b)
+    room.disconnect(ClientId("b"), b, now=100, abnormal=True)
+    expired, dropped, out = room.expire(now=110)
+    deliver(out)
+    assert (expired, dropped) == (["b"], 0)
+    assert a.decoded()[-1] == {"type": "peer-left", "data": {"clientId": "b"}}
+
+
+def test_a_clean_close_leaves_at_once_even_with_a_grace_period_configured() -> None:
+    room, a, b = new_room(reconnect_grace=10), RecordingSink("a"), RecordingSink("b")
+    room.connect(ClientId("a"), a)
+    room.connect(ClientId("b"), b)
+    out = room.disconnect(ClientId("b"), b, now=0, abnormal=False)
+    assert out and "b" not in room.members

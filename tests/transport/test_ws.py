@@ -105,7 +105,7 @@ async def test_bad_frames_get_an_error_frame_and_the_connection_stays_usable(fra
 
 
 async def test_a_frame_over_the_hard_cap_closes_with_1009_without_touching_the_room() -> None:
-    async with running_server(max_frame_bytes=1024) as server:
+    async with running_server(max_frame_bytes=1024, reconnect_grace=0) as server:
         a, _ = await join(server, "r", "a")
         b, _ = await join(server, "r", "b")
         a.send("x" * 5000)  # over 4x max_frame_bytes: Tornado refuses to buffer it
@@ -257,10 +257,64 @@ async def test_open_mode_checks_a_token_when_one_is_given() -> None:
         assert (await client.closed())[0] == 4401
 
 
+# -- reconnects --
+
+async def test_a_client_that_drops_and_returns_within_the_grace_gets_its_held_frames_without_churn() -> None:
+    async with running_server(reconnect_grace=scaled(30)) as server:
+        a, _ = await join(server, "r", "a")
+        reader, writer = await silent_client(server, "r", "b")
+        await a.recv_type("peer-joined")
+        writer.transport.abort()  # TCP gone, no close frame: a flaky network
+        await assert_still_usable_alone(a)
+        a.signal("ice-candidate", to="b", data=sample_data("ice-candidate", 1))  # held for b
+        await assert_still_usable_alone(a)  # the room has handled it
+        b, peers = await join(server, "r", "b")
+        assert peers == ["a"]
+        assert (await b.recv_type("ice-candidate"))["data"] == sample_data("ice-candidate", 1)
+        b.signal("answer", to="a")
+        assert (await a.recv())["type"] == "answer"  # no peer-left / peer-joined in between
+        a.close()
+        b.close()
+
+
+async def test_a_dropped_client_that_does_not_return_is_announced_as_left_after_the_grace() -> None:
+    async with running_server(reconnect_grace=0.2) as server:
+        a, _ = await join(server, "r", "a")
+        reader, writer = await silent_client(server, "r", "b")
+        await a.recv_type("peer-joined")
+        writer.transport.abort()
+        assert await a.recv() == {"type": "peer-left", "data": {"clientId": "b"}}
+        a.close()
+
+
+async def test_a_client_with_a_valid_token_replaces_its_own_open_connection_with_4410() -> None:
+    async with running_server() as server:
+        _, token = await rest_join(server, "r", "b")
+        a, _ = await join(server, "r", "a")
+        old, _ = await join(server, "r", "b", token=token)
+        await a.recv_type("peer-joined")
+        new, peers = await join(server, "r", "b", token=token)
+        assert peers == ["a"]
+        code, reason = await old.closed()
+        assert code == 4410 and reason.startswith("replaced")
+        a.signal("offer", to="b")
+        assert (await new.recv())["type"] == "offer"
+        new.signal("answer", to="a")
+        assert (await a.recv())["type"] == "answer"  # no peer-left / peer-joined for a in between
+        a.close()
+        new.close()
+
+
+async def rest_join(server, room: str, client: str) -> tuple[dict, str]:  # type: ignore[no-untyped-def]
+    status, body = await http(server, "POST", "/rooms/join", {"roomId": room, "clientId": client})
+    assert status == 200
+    return body, body["token"]
+
+
 # -- keepalive and shutdown --
 
 async def test_a_peer_that_stops_answering_pings_is_dropped_and_the_others_told() -> None:
-    async with running_server(ping_interval=0.2, ping_timeout=0.4) as server:
+    async with running_server(ping_interval=0.2, ping_timeout=0.2, reconnect_grace=0.1) as server:
         a, _ = await join(server, "r", "a")
         reader, writer = await silent_client(server, "r", "mute")
         assert await a.recv(timeout=5) == {"type": "peer-joined", "data": {"clientId": "mute"}}
