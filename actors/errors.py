@@ -11,6 +11,7 @@ The tree::
     |   +-- FromMismatch                from-mismatch
     |   +-- UnknownPeer                 unknown-peer
     |   +-- PeerQueueFull               peer-queue-full (held messages for a stub at cap)
+    |   +-- RateLimited                 rate-limited (closes with 1008 when sustained)
     +-- JoinRefused                     REST: JSON error with http_status; WS: close_code
         +-- InvalidRequest              invalid-request   400 / 4400
         +-- Unauthorized                unauthorized      401 / 4401
@@ -20,6 +21,7 @@ The tree::
         +-- ServerFull                  server-full       503 / 4503
         +-- ShuttingDown                shutting-down     503 / 1001
         +-- RoomUnavailable             room-failed       503 / 4500 (retry)
+        +-- TooManyRequests             rate-limited      429 / 1008
 
 Close codes used without an error frame: 1001 server shutting down, 4410 replaced
 by a newer connection of the same client, 4500 room failed (reconnect), 1013 slow
@@ -82,6 +84,11 @@ class PeerQueueFull(FrameError):
     message = "the peer has not connected yet and its held-message queue is full"
 
 
+class RateLimited(FrameError):
+    code = "rate-limited"
+    message = "too many frames; slow down"
+
+
 class JoinRefused(SignalingError):
     http_status: ClassVar[int] = 400
     close_code: ClassVar[int] = 4400
@@ -139,6 +146,13 @@ class RoomUnavailable(JoinRefused):
     message = "the room failed; retry"
     http_status = 503
     close_code = 4500
+
+
+class TooManyRequests(JoinRefused):
+    code = "rate-limited"
+    message = "too many requests or connections from this address"
+    http_status = 429
+    close_code = 1008
 
 
 CLOSE_GOING_AWAY = 1001

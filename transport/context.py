@@ -8,8 +8,11 @@ from typing import Any
 
 import pykka
 
+from tornado.httputil import HTTPServerRequest
+
 from actors.runtime import LoopFuture
 from metrics.signaling import SignalingMetrics
+from transport.limits import KeyedBuckets
 from transport.settings import Settings
 from transport.tokens import TokenIssuer
 
@@ -27,6 +30,35 @@ class ServiceContext:
     # Open WebSocket connections, so shutdown can wait for their close handshakes.
     open_sockets: int = 0
     sockets_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    sockets_per_ip: dict[str, int] = field(default_factory=dict)
+    join_buckets: KeyedBuckets = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.join_buckets = KeyedBuckets(self.settings.join_rate_per_ip, self.settings.join_burst_per_ip)
+
+    def client_ip(self, request: HTTPServerRequest) -> str:
+        # X-Real-IP is only as trustworthy as the proxy that sets it: never read it
+        # unless told that a proxy (which overwrites it) is in front.
+        if self.settings.trust_proxy:
+            forwarded = request.headers.get("X-Real-IP", "").strip()
+            if forwarded:
+                return forwarded
+        return request.remote_ip or "unknown"
+
+    def ip_connected(self, ip: str) -> bool:
+        """Count a new socket from ``ip``; False (and not counted) if it is over the limit."""
+        count = self.sockets_per_ip.get(ip, 0)
+        if count >= self.settings.max_connections_per_ip:
+            return False
+        self.sockets_per_ip[ip] = count + 1
+        return True
+
+    def ip_disconnected(self, ip: str) -> None:
+        count = self.sockets_per_ip.get(ip, 0) - 1
+        if count > 0:
+            self.sockets_per_ip[ip] = count
+        else:
+            self.sockets_per_ip.pop(ip, None)
 
     def socket_opened(self) -> None:
         self.open_sockets += 1

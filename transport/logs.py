@@ -1,7 +1,15 @@
 """Log set-up: one event per line, text or JSON, with room and client ids when known.
 
-Handlers pass ids as ``extra={"room": ..., "client": ...}``. SDP and candidate text is
-never logged: it carries the peers' IP addresses.
+Handlers and actors pass ids as ``extra={"room": ..., "client": ...}``; the formatters
+put them in every line that has them. SDP and candidate text is never logged: it
+carries the peers' IP addresses. Lifecycle events (room opened/closed, peer
+connected/disconnected) are INFO; per-message lines are DEBUG only, since at INFO a
+busy server would write a line per relayed frame.
+
+JSON lines (``--log-format json``) have the fields ``time`` (UTC, ISO 8601 with
+milliseconds), ``level``, ``logger``, ``thread``, ``message``, then ``room`` and
+``client`` when known and ``exc`` for a traceback, so a log shipper (Loki, Vector,
+Fluent Bit) can index them without a grok pattern.
 """
 
 from __future__ import annotations
@@ -9,6 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+# The ``extra`` keys the service uses for ids, in the order they are written.
+ID_FIELDS = ("room", "client")
 
 
 class TextFormatter(logging.Formatter):
@@ -17,37 +32,61 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        ids = " ".join(f"{key}={getattr(record, key)}" for key in ("room", "client") if hasattr(record, key))
+        ids = " ".join(f"{key}={getattr(record, key)}" for key in ID_FIELDS if getattr(record, key, None) is not None)
         return f"{line} {ids}" if ids else line
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; ``json.dumps`` escapes newlines, so tracebacks stay on it."""
+
+    converter = time.gmtime  # the trailing Z below promises UTC
+
     def format(self, record: logging.LogRecord) -> str:
-        event = {
+        event: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "thread": record.threadName,
             "message": record.getMessage(),
         }
-        for key in ("room", "client"):
-            if hasattr(record, key):
-                event[key] = getattr(record, key)
+        for key in ID_FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                event[key] = value
         if record.exc_info:
             event["exc"] = self.formatException(record.exc_info)
-        return json.dumps(event)
+        if record.stack_info:
+            event["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(event, ensure_ascii=False, default=str)
 
 
 def setup(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
-    if fmt == "json":
-        import time
-
-        formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Tornado logs every request at INFO; keep access logs for errors only.
+    # Tornado logs every request at INFO (a line per scrape of /metrics, too); keep
+    # access logs for errors only.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    # Whatever else reaches stderr goes through the same formatter, so a JSON log stays
+    # one valid object per line: Python warnings, and uncaught exceptions in the main
+    # thread or another one.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    logging.getLogger("signaling").critical("uncaught exception", exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("signaling").critical("uncaught exception in thread %s", thread,
+                                            exc_info=(args.exc_type, args.exc_value, args.exc_traceback))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from typing import Any
 
 from tornado.web import HTTPError, RequestHandler
 
-from actors.errors import InvalidRequest, JoinRefused, RoomUnavailable, Unauthorized
+from actors.errors import InvalidRequest, JoinRefused, RoomUnavailable, TooManyRequests, Unauthorized
 from actors.ids import ClientId, RoomId, is_valid_id, new_client_id, new_room_id
 from actors.messages import Reserve
 from transport.context import ServiceContext
@@ -57,6 +58,8 @@ class JoinHandler(JsonHandler):
     async def post(self, path_room_id: str | None = None) -> None:
         ctx = self.ctx
         try:
+            if not ctx.join_buckets.take(ctx.client_ip(self.request), time.monotonic()):
+                raise TooManyRequests()
             if ctx.settings.token_mode:
                 self._check_api_key()
             if path_room_id is not None and not is_valid_id(path_room_id):

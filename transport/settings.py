@@ -45,6 +45,14 @@ class Settings:
     max_held: int = field(default=64, metadata=_doc("frames held for a client whose WebSocket has not arrived"))
     reconnect_grace: float = field(default=10.0, metadata=_doc("seconds a client that dropped without a close "
                                                                "handshake keeps its seat before peer-left"))
+    rate_limit: float = field(default=20.0, metadata=_doc("frames per second a connection may send, sustained"))
+    rate_burst: int = field(default=100, metadata=_doc("frames a connection may send in a burst (trickled ICE); "
+                                                       "this many refused frames in a row close it with 1008"))
+    max_connections_per_ip: int = field(default=64, metadata=_doc("open WebSockets per client IP"))
+    join_rate_per_ip: float = field(default=5.0, metadata=_doc("REST joins per second per client IP, sustained"))
+    join_burst_per_ip: int = field(default=20, metadata=_doc("REST joins per client IP in a burst"))
+    trust_proxy: bool = field(default=False, metadata=_doc("take the client IP from X-Real-IP (only behind a proxy "
+                                                           "that sets it, such as the shipped nginx config)"))
     max_outbound_bytes: int = field(default=1024 * 1024, metadata=_doc("unsent bytes queued per connection before it "
                                                                       "is closed as a slow reader"))
     ping_interval: float = field(default=20.0, metadata=_doc("seconds between WebSocket pings (0: off)"))
@@ -60,10 +68,11 @@ class Settings:
         for name in ("port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SettingsError(f"{name} must be 0-65535")
-        for name in ("max_frame_bytes", "max_members", "max_rooms", "max_held", "max_outbound_bytes", "backlog"):
+        for name in ("max_frame_bytes", "max_members", "max_rooms", "max_held", "max_outbound_bytes", "backlog",
+                     "rate_burst", "max_connections_per_ip", "join_burst_per_ip"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
-        for name in ("token_ttl", "stub_ttl", "shutdown_timeout"):
+        for name in ("token_ttl", "stub_ttl", "shutdown_timeout", "rate_limit", "join_rate_per_ip"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         for name in ("ping_interval", "ping_timeout", "drain_seconds", "reconnect_grace"):
@@ -98,7 +107,14 @@ class Settings:
                           reconnect_grace=self.reconnect_grace)
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(name: str, kind: type, raw: str) -> Any:
+    if kind is bool:
+        if raw.lower() not in _BOOLS:
+            raise SettingsError(f"{name}={raw!r}: expected true or false")
+        return _BOOLS[raw.lower()]
     try:
         return kind(raw)
     except ValueError:
@@ -115,8 +131,12 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     )
     fields = dataclasses.fields(Settings)
     for f in fields:
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                            help=f"{f.metadata['help']} (default: {f.default!r})")
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (default: {f.default!r})"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, dest=f.name, default=None, action="store_const", const="true", help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, help=help_text)
     args = parser.parse_args(argv)
     values: dict[str, Any] = {}
     for f in fields:

@@ -7,29 +7,35 @@ conditions (bad token, id taken, room full, shutdown) close it, with a 4xxx code
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import pykka
+from tornado.web import HTTPError
 from tornado.websocket import WebSocketHandler
 
 from actors.errors import (
+    CLOSE_POLICY,
     CLOSE_ROOM_FAILED,
     BinaryFrame,
     FrameError,
     FrameTooLarge,
     FromMismatch,
     JoinRefused,
+    RateLimited,
     RoomUnavailable,
     ShuttingDown,
+    TooManyRequests,
     Unauthorized,
 )
 from actors.ids import ClientId, RoomId
 from actors.messages import Connect, Disconnect, Joined, Relay
 from actors.room_state import error_frame
 from transport.context import ServiceContext
+from transport.limits import TokenBucket
 from transport.schemas import parse_signal, parse_ws_query
 from transport.tornado_sink import WebSocketSink
 
@@ -45,6 +51,9 @@ class SignalingSocket(WebSocketHandler):
         self.sink: WebSocketSink | None = None
         self.gone = False  # on_close has run
         self.aborted = False  # the connection ended without a close handshake
+        self.ip: str | None = None  # counted against max_connections_per_ip while set
+        self.bucket = TokenBucket(ctx.settings.rate_limit, ctx.settings.rate_burst, time.monotonic())
+        self.refused_in_a_row = 0
 
     def check_origin(self, origin: str) -> bool:
         # Only browsers send Origin; native clients (aiortc, apps) have none and never get here.
@@ -56,12 +65,28 @@ class SignalingSocket(WebSocketHandler):
         parts = urlsplit(origin.lower())
         return f"{parts.scheme}://{parts.netloc}" in allowed
 
+    def prepare(self) -> None:
+        # Cheap refusal before the upgrade; open() counts exactly.
+        ip = self.ctx.client_ip(self.request)
+        if self.ctx.sockets_per_ip.get(ip, 0) >= self.ctx.settings.max_connections_per_ip:
+            self.ctx.metrics.join("ws", TooManyRequests.code)
+            raise HTTPError(429, reason="too many connections from this address")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        code = {403: "forbidden", 429: TooManyRequests.code}.get(status_code, "bad-request")
+        self.finish(json.dumps({"error": {"code": code, "message": self._reason}}))
+
     async def open(self, *args: str, **kwargs: str) -> None:
         self.ctx.socket_opened()
         settings = self.ctx.settings
         try:
             if self.ctx.draining:
                 raise ShuttingDown()
+            ip = self.ctx.client_ip(self.request)
+            if not self.ctx.ip_connected(ip):
+                raise TooManyRequests()
+            self.ip = ip
             room_id, client_id, token = parse_ws_query(self.request.query_arguments)
             if token is not None:  # checked in open mode too: a bad token is never ignored
                 self.ctx.tokens.verify(token, room_id, client_id)
@@ -93,6 +118,14 @@ class SignalingSocket(WebSocketHandler):
             return  # closing after a refused join; Tornado may still hand us frames
         received_at = time.perf_counter()
         try:
+            if not self.bucket.take(time.monotonic()):
+                self.refused_in_a_row += 1
+                if self.refused_in_a_row >= self.ctx.settings.rate_burst:
+                    self.ctx.metrics.frame_error(RateLimited.code)
+                    self._close(CLOSE_POLICY, "rate-limited: too many frames for too long")
+                    return
+                raise RateLimited()
+            self.refused_in_a_row = 0
             if isinstance(message, bytes):
                 raise BinaryFrame()
             if len(message) > self.ctx.settings.max_frame_bytes:
@@ -118,6 +151,8 @@ class SignalingSocket(WebSocketHandler):
     def on_close(self) -> None:
         self.gone = True
         self.ctx.socket_closed()
+        if self.ip is not None:
+            self.ctx.ip_disconnected(self.ip)
         if self.room is not None:
             self._leave()
 

@@ -169,7 +169,7 @@ async def test_frames_for_a_rest_stub_are_held_and_delivered_in_order_when_its_s
 
 async def test_every_message_in_100_concurrent_rooms_arrives_exactly_once_and_in_order() -> None:
     rooms, per_sender = 100, 20
-    async with running_server() as server:
+    async with running_server(max_connections_per_ip=2 * rooms) as server:
         pairs = []
         for r in range(rooms):
             a, _ = await join(server, f"room{r}", "a")
