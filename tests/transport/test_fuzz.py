@@ -1,0 +1,217 @@
+"""Property-based fuzzing of a real server process: frames, REST bodies, query strings.
+
+For every generated frame exactly one thing must happen: it is delivered to the peer,
+or its sender gets an error frame (or, for frames the WebSocket layer itself must
+refuse, the sender's connection is closed). Meanwhile a well-behaved pair in another
+room keeps working, nothing crosses rooms, and the process never logs a traceback.
+
+SIGNALING_FUZZ_EXAMPLES sets the number of examples per property (default 150).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import websocket
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support import ServerProcess, scaled, server_process
+
+EXAMPLES = int(os.environ.get("SIGNALING_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=25,
+)
+ids = st.text(alphabet="abcAZ09_-", min_size=1, max_size=8) | st.text(max_size=70)
+valid_frames = st.fixed_dictionaries(
+    {"type": st.sampled_from(["offer", "answer", "ice-candidate"]), "to": st.just("peer")},
+).map(lambda f: {**f, "data": {"candidate": "c"} if f["type"] == "ice-candidate"
+                 else {"type": f["type"], "sdp": "v=0"}})
+
+
+@st.composite
+def mutated_frames(draw: st.DrawFn) -> dict[str, Any]:
+    frame: dict[str, Any] = dict(draw(valid_frames))
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(["type", "to", "from", "data", "extra", "data.sdp", "data.candidate",
+                                    "data.sdpMLineIndex", "data.type"]))
+        value = draw(json_values | ids)
+        if key.startswith("data.") and isinstance(frame.get("data"), dict):
+            frame["data"] = {**frame["data"], key[5:]: value}
+        elif draw(st.booleans()):
+            frame.pop(key, None)
+        else:
+            frame[key] = value
+    return frame
+
+
+text_frames = st.one_of(
+    mutated_frames().map(json.dumps),
+    json_values.map(json.dumps),
+    st.text(max_size=200),
+    st.integers(1, 5000).map(lambda n: "[" * n + "]" * n),
+    st.integers(1, 5000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.sampled_from(["NaN", "1e999", '{"type":"offer","to":"peer","data":{"type":"offer","sdp":"x","v":1e999}}',
+                     "\ufeff{}", "\x00", "9" * 5000]),
+)
+frames = st.one_of(text_frames, st.binary(max_size=100))
+
+
+MARKER_PEER = "zz-marker"  # never produced by the id strategies' alphabet
+
+
+class Pair:
+    """Two members of one room over websocket-client, with markers to settle each frame."""
+
+    def __init__(self, port: int, room: str) -> None:
+        self.port, self.room = port, room
+        self.sender = self._open("me")
+        self.peer = self._open("peer")
+        self.n = 0
+
+    def _open(self, client: str) -> websocket.WebSocket:
+        ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?roomId={self.room}&clientId={client}",
+                                         timeout=scaled(10))
+        assert json.loads(ws.recv())["type"] == "joined"
+        return ws
+
+    def settle(self, frame: str | bytes) -> tuple[int, int]:
+        """Send ``frame`` then two markers; returns (errors to sender, deliveries to peer).
+
+        The sender's socket is ordered, so every error for ``frame`` comes before the
+        error for the first marker (addressed to nobody); the room is ordered, so a
+        delivery of ``frame`` reaches the peer before the second marker.
+        """
+        self.n += 1
+        marker = f"m{self.n}"
+        if isinstance(frame, bytes):
+            self.sender.send_binary(frame)
+        else:
+            self.sender.send(frame)
+        self.sender.send(json.dumps({"type": "ice-candidate", "to": MARKER_PEER, "data": {"candidate": marker}}))
+        self.sender.send(json.dumps({"type": "ice-candidate", "to": "peer", "data": {"candidate": marker}}))
+        errors = 0
+        while True:
+            got = json.loads(self.sender.recv())
+            if got["type"] == "peer-joined":
+                continue
+            assert got["type"] == "error", got
+            if MARKER_PEER in got["data"]["message"]:
+                break
+            errors += 1
+        deliveries = 0
+        while True:
+            got = json.loads(self.peer.recv())
+            assert got["from"] == "me", got
+            if got["type"] == "ice-candidate" and got["data"].get("candidate") == marker:
+                break
+            deliveries += 1
+        return errors, deliveries
+
+    def close(self) -> None:
+        for ws in (self.sender, self.peer):
+            ws.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[ServerProcess]:
+    args = ("--rate-limit", "100000", "--rate-burst", "100000", "--reconnect-grace", "0",
+            "--join-burst-per-ip", "100000", "--join-rate-per-ip", "100000", "--max-connections-per-ip", "100000")
+    with server_process(*args) as proc:
+        yield proc
+        log = "".join(proc.log)
+        assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+        assert proc.proc.poll() is None, "the server died"
+
+
+@pytest.fixture(scope="module")
+def healthy(fuzz_server: ServerProcess) -> Iterator[Pair]:
+    pair = Pair(fuzz_server.port, "healthy")
+    yield pair
+    pair.close()
+
+
+def check_healthy(pair: Pair) -> None:
+    pair.sender.send(json.dumps({"type": "offer", "to": "peer", "data": {"type": "offer", "sdp": "ok"}}))
+    got = json.loads(pair.peer.recv())
+    assert got == {"type": "offer", "from": "me", "data": {"type": "offer", "sdp": "ok"}}, got
+
+
+def test_every_fuzzed_frame_is_delivered_or_answered_and_nothing_leaks(fuzz_server: ServerProcess,
+                                                                       healthy: Pair) -> None:
+    fuzzed = Pair(fuzz_server.port, "fuzz")
+    outcomes = {"error": 0, "delivered": 0}
+
+    @FUZZ
+    @given(frame=frames)
+    def one(frame: str | bytes) -> None:
+        # A closed socket would raise here: bad frames must never cost the connection.
+        errors, deliveries = fuzzed.settle(frame)
+        assert errors + deliveries == 1, (frame[:200], errors, deliveries)
+        outcomes["error" if errors else "delivered"] += 1
+        check_healthy(healthy)
+
+    try:
+        one()
+    finally:
+        fuzzed.close()
+    print(f"fuzzed frames: {outcomes}")
+    assert outcomes["error"] > 0 and outcomes["delivered"] > 0
+
+
+@FUZZ
+@given(body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode()),
+                      st.fixed_dictionaries({}, optional={"roomId": ids, "clientId": ids, "x": json_values})
+                      .map(lambda v: json.dumps(v).encode())))
+def test_fuzzed_rest_join_bodies_get_json_answers_never_a_server_error(fuzz_server: ServerProcess, body: bytes) -> None:
+    request = urllib.request.Request(f"http://127.0.0.1:{fuzz_server.port}/rooms/join", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=scaled(10)) as response:
+            status, payload = response.status, json.loads(response.read())
+            assert set(payload) == {"roomId", "clientId", "token", "iceServers"}
+    except urllib.error.HTTPError as error:
+        status, payload = error.code, json.loads(error.read())
+        assert set(payload["error"]) == {"code", "message"}
+    assert status in (200, 400, 409), (status, payload)
+
+
+@FUZZ
+@given(query=st.dictionaries(st.sampled_from(["roomId", "clientId", "ClientId", "token", "x"]),
+                             st.lists(ids | st.text(max_size=80), min_size=1, max_size=2), max_size=4))
+def test_fuzzed_query_strings_join_or_close_with_a_4xxx_code(fuzz_server: ServerProcess, query: dict) -> None:
+    qs = urllib.parse.urlencode([(k, v) for k, values in query.items() for v in values])
+    ws = websocket.create_connection(f"ws://127.0.0.1:{fuzz_server.port}/ws?{qs}", timeout=scaled(10))
+    try:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = struct.unpack("!H", data[:2])[0]
+            assert 4400 <= code < 4500, (code, data)
+        else:
+            assert json.loads(data)["type"] == "joined"
+    finally:
+        ws.close()
+
+
+def test_a_text_frame_that_is_not_utf8_fails_only_that_connection(fuzz_server: ServerProcess,
+                                                                   healthy: Pair) -> None:
+    bad = websocket.create_connection(f"ws://127.0.0.1:{fuzz_server.port}/ws?roomId=utf8&clientId=bad",
+                                      timeout=scaled(10))
+    bad.recv()
+    bad.send(b"\xff\xfe{}", opcode=websocket.ABNF.OPCODE_TEXT)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        bad.recv()  # RFC 6455 8.1: the endpoint must fail the connection
+        bad.recv()
+    check_healthy(healthy)
