@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
-from tornado.web import Application, RequestHandler
+from typing import Any
+
+from tornado.web import Application, RequestHandler, StaticFileHandler
 
 from transport.context import ServiceContext
 from transport.rest import HealthHandler, JoinHandler, NotFoundHandler, ReadyHandler
@@ -14,14 +16,18 @@ from transport.ws import SignalingSocket
 def make_app(ctx: ServiceContext) -> Application:
     s = ctx.settings
     kwargs = {"ctx": ctx}
+    routes: list[Any] = [
+        (r"/rooms/join", JoinHandler, kwargs),
+        (r"/rooms/([^/]+)/join", JoinHandler, kwargs),
+        (r"/ws", SignalingSocket, kwargs),
+        (r"/healthz", HealthHandler, kwargs),
+        (r"/readyz", ReadyHandler, kwargs),
+    ]
+    if s.web_root:
+        # The demo browser client; same origin as /ws, so the default origin check passes.
+        routes.append((r"/(.*)", StaticFileHandler, {"path": s.web_root, "default_filename": "index.html"}))
     return Application(
-        [
-            (r"/rooms/join", JoinHandler, kwargs),
-            (r"/rooms/([^/]+)/join", JoinHandler, kwargs),
-            (r"/ws", SignalingSocket, kwargs),
-            (r"/healthz", HealthHandler, kwargs),
-            (r"/readyz", ReadyHandler, kwargs),
-        ],
+        routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=kwargs,
         # Tornado closes a frame over this with 1009 without reading it into memory;

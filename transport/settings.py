@@ -36,6 +36,8 @@ class Settings:
     api_key: str = field(default="", metadata=_doc("bearer key for POST /rooms/join in token mode"))
     token_ttl: float = field(default=3600.0, metadata=_doc("seconds a token from POST /rooms/join stays valid"))
     ice_servers: str = field(default="[]", metadata=_doc("JSON list of RTCIceServer dicts handed to clients"))
+    web_root: str = field(default="", metadata=_doc("directory of a browser client to serve at / (e.g. web); "
+                                                     "empty: serve none"))
     allowed_origins: str = field(default="", metadata=_doc("comma-separated browser origins allowed ('*': any); "
                                                           "default: same origin only; clients without Origin are accepted"))
     max_frame_bytes: int = field(default=64 * 1024, metadata=_doc("largest accepted WebSocket frame"))
@@ -85,6 +87,8 @@ class Settings:
         if self.secret and len(self.secret) < 32:
             raise SettingsError("secret must be at least 32 characters (HS256 key)")
         self.ice_server_list()  # validates
+        if self.web_root and not os.path.isfile(os.path.join(self.web_root, "index.html")):
+            raise SettingsError(f"web_root {self.web_root!r} has no index.html")
 
     @property
     def token_mode(self) -> bool:
