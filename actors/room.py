@@ -97,6 +97,7 @@ class Room(LoopActor):
     ) -> None:
         # The room's state can no longer be trusted: close its clients with a code that
         # tells them to reconnect, fail the joins still queued here, tell the Hub.
+        self.metrics.room_peak_members(self.peak_members)
         for sink in self.state.close_all():
             sink.close(CLOSE_ROOM_FAILED, "room failed; reconnect")
         while not self.actor_inbox.empty():
@@ -144,8 +145,9 @@ class Room(LoopActor):
                 self._time_call_setup(message)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "relay %s %s -> %s: %s %s",
-                message.type, message.sender, message.to or "*", result.outcome, result.reason,
+                "relay %s %s -> %s: %s%s",
+                message.type, message.sender, message.to or "*", result.outcome,
+                f" ({result.reason})" if result.reason else "",
                 extra={"room": self.room_id, "client": message.sender},
             )
 

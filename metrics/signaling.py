@@ -1,80 +1,170 @@
 """Every collector the service exports, in one place, behind intent-named methods.
 
-Labels stay low-cardinality (message type, outcome, reason, close code, join path):
-never a room or client id. The registry is injected so each test gets a fresh one.
+Conventions (https://prometheus.io/docs/practices/naming/): the ``signaling_`` prefix,
+base units in the name (``_seconds``), ``_total`` only on counters, and labels of low
+cardinality only (message type, outcome, reason, error code, close code, join path):
+never a room or client id. The registry is injected, so each test gets a fresh one.
+
+Every label value the service can produce is initialised up front, so its series exist
+(at 0) from the first scrape: ``rate()`` and the alert rules in deploy/prometheus/ see a
+counter start from zero instead of appearing with its first increment. The known values
+are listed here rather than imported from actors/ (metrics/ depends on nothing of ours);
+tests/metrics/ checks them against actors.errors so they cannot drift apart.
+
+No ``_created`` series: prometheus-client adds one per counter and histogram child,
+which doubles the series count and that nobody queries. They are filtered out here, per
+registry, rather than with ``prometheus_client.disable_created_metrics()``, which flips a
+process-global switch (main() calls it as well; that is harmless).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
+
+# -- the label values the service produces (kept in step with actors/errors.py by a test) --
 
 MESSAGE_TYPES = ("offer", "answer", "ice-candidate")
+JOIN_PATHS = ("rest", "ws")
+# "ok" or the JoinRefused code the join was refused with.
+JOIN_OUTCOMES = (
+    "ok", "invalid-request", "unauthorized", "forbidden", "client-id-taken", "room-full", "server-full",
+    "shutting-down", "room-failed", "rate-limited",
+)
+# What became of a relayed frame (RoomState.relay; the transport adds room-failed).
+DELIVERED, HELD, REJECTED = "delivered", "held", "rejected"
+REJECT_REASONS = ("stale-sender", "no-recipients", "unknown-peer", "peer-queue-full", "room-failed")
+# Frames the transport answers with an error frame before they reach a room.
+FRAME_ERROR_CODES = (
+    "invalid-json", "invalid-message", "binary-not-supported", "frame-too-large", "from-mismatch", "rate-limited",
+)
+# Close codes the server sends: shutdown, rate limit, slow reader, join refusals,
+# replaced, room failed. (1009, a frame over the hard cap, is Tornado's and not counted.)
+CLOSE_CODES = (1001, 1008, 1013, 4400, 4401, 4403, 4409, 4410, 4429, 4500, 4503)
+OUTBOUND_DROP_REASONS = ("connection-closed", "slow-reader")
+
+# Relaying is a dict lookup and a buffered write on one loop: well under a millisecond
+# when healthy, so the buckets are fine at the bottom and reach 1 s for a stalled loop.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Offer to answer includes the answering browser's getUserMedia/ICE gathering work.
+CALL_SETUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+ROOM_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64)
+
+
+class _WithoutCreated:
+    """Serves the wrapped collectors' samples minus their ``_created`` series.
+
+    Registered once in the injected registry in place of the collectors themselves, so
+    the filter applies to every exposition format (text and OpenMetrics) and to
+    ``registry.get_sample_value`` alike, without touching process-global state.
+    """
+
+    def __init__(self, collectors: Sequence[MetricWrapperBase]) -> None:
+        self._collectors = tuple(collectors)
+
+    def describe(self) -> Iterable[Metric]:
+        # Lets the registry refuse a second SignalingMetrics on the same registry.
+        return [family for c in self._collectors for family in c.describe()]
+
+    def collect(self) -> Iterable[Metric]:
+        for collector in self._collectors:
+            for family in collector.collect():  # a fresh Metric per collect(): ours to trim
+                family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+                yield family
 
 
 class SignalingMetrics:
+    """What every layer counts. Methods are called on the IOLoop thread (handlers and
+    loop-hosted actors both); prometheus-client's collectors are thread-safe anyway."""
+
     def __init__(self, registry: CollectorRegistry | None = None, version: str = "0") -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self._clients = Gauge("signaling_connected_clients", "WebSocket clients joined to a room", registry=r)
-        self._rooms = Gauge("signaling_rooms", "Live room actors", registry=r)
-        self._joins = Counter(
-            "signaling_joins_total", "Join attempts by path (rest, ws) and outcome (ok or error code)",
-            ["path", "outcome"], registry=r,
-        )
-        self._messages = Counter(
+        own: list[MetricWrapperBase] = []
+
+        def add(metric: _M) -> _M:
+            own.append(metric)
+            return metric
+
+        # Created with registry=None: _WithoutCreated registers them all at the end.
+        self._clients = add(Gauge(
+            "signaling_connected_clients", "WebSocket clients currently joined to a room", registry=None))
+        self._rooms = add(Gauge("signaling_rooms", "Room actors currently live", registry=None))
+        self._joins = add(Counter(
+            "signaling_joins_total",
+            "Join attempts by path (rest: POST /rooms/join, ws: WebSocket) and outcome (ok or the refusal code)",
+            ["path", "outcome"], registry=None))
+        self._frames_in = add(Counter(
+            "signaling_frames_received_total",
+            "Inbound WebSocket frames by message type ('invalid' when they failed to parse)",
+            ["type"], registry=None))
+        self._messages = add(Counter(
             "signaling_messages_total",
-            "Signaling frames by type and outcome (delivered, held, rejected) with the reason when not delivered",
-            ["type", "outcome", "reason"], registry=r,
-        )
-        self._frame_errors = Counter(
-            "signaling_frame_errors_total", "Inbound frames answered with an error frame, by error code",
-            ["code"], registry=r,
-        )
-        self._closes = Counter("signaling_closes_total", "Connections closed by the server, by close code", ["code"], registry=r)
-        self._outbound_dropped = Counter(
+            "Relayed signaling messages by type and outcome: delivered (one per receiver), held for a peer "
+            "whose WebSocket has not arrived, or rejected (with the reason)",
+            ["type", "outcome", "reason"], registry=None))
+        self._frame_errors = add(Counter(
+            "signaling_frame_errors_total",
+            "Inbound frames answered with an error frame before reaching a room, by error code",
+            ["code"], registry=None))
+        self._closes = add(Counter(
+            "signaling_closes_total", "WebSocket connections closed by the server, by close code",
+            ["code"], registry=None))
+        self._outbound_dropped = add(Counter(
             "signaling_outbound_dropped_total",
-            "Frames for a client that could not be written (connection-closed, slow-reader)",
-            ["reason"], registry=r,
-        )
-        self._room_failures = Counter("signaling_room_failures_total", "Room actors that crashed", registry=r)
-        self._held_expired = Counter(
-            "signaling_held_expired_total", "Frames held for a REST stub that expired before its WebSocket came",
-            registry=r,
-        )
-        self._frames_in = Counter(
-            "signaling_frames_received_total", "Inbound WebSocket frames by message type ('invalid' when unparseable)",
-            ["type"], registry=r,
-        )
-        self._slow_readers = Counter(
-            "signaling_slow_reader_disconnects_total", "Clients closed because their outbound queue filled up",
-            registry=r,
-        )
-        self._room_peak = Histogram(
+            "Frames for a client that could not be written, by reason (connection-closed, slow-reader)",
+            ["reason"], registry=None))
+        self._slow_readers = add(Counter(
+            "signaling_slow_reader_disconnects_total",
+            "Clients closed (1013) because their outbound buffer filled up", registry=None))
+        self._held_expired = add(Counter(
+            "signaling_held_expired_total",
+            "Held frames dropped because their receiver's seat expired before its WebSocket came", registry=None))
+        self._room_failures = add(Counter(
+            "signaling_room_failures_total", "Room actors that crashed (their clients were closed with 4500)",
+            registry=None))
+        self._room_peak = add(Histogram(
             "signaling_room_peak_members", "Most members a room had at once, observed when the room closes",
-            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64), registry=r,
-        )
-        self._call_setup = Histogram(
-            "signaling_call_setup_seconds", "Offer relayed to the answer delivered back, per pair of peers",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r,
-        )
-        self._mailbox = Gauge(
-            "signaling_room_mailbox_max_depth", "Messages waiting in the fullest room mailbox (at scrape time)",
-            registry=r,
-        )
-        self._relay_latency = Histogram(
-            "signaling_relay_latency_seconds", "Frame received to frame handed to the receiver's socket",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )
-        Info("signaling_build", "Version of the signaling service", registry=r).info({"version": version})
-        for t in MESSAGE_TYPES:
-            self._messages.labels(t, "delivered", "")
-            self._frames_in.labels(t)
+            buckets=ROOM_SIZE_BUCKETS, registry=None))
+        self._relay_latency = add(Histogram(
+            "signaling_relay_latency_seconds",
+            "Time from a frame being received to it being handed to the receiver's socket",
+            buckets=LATENCY_BUCKETS, registry=None))
+        self._call_setup = add(Histogram(
+            "signaling_call_setup_seconds",
+            "Time from an offer being received to its answer being delivered back, per pair of peers",
+            buckets=CALL_SETUP_BUCKETS, registry=None))
+        self._mailbox = add(Gauge(
+            "signaling_room_mailbox_max_depth", "Messages waiting in the fullest room mailbox, at scrape time",
+            registry=None))
+        self._build = add(Info("signaling_build", "Version of the signaling service", registry=None))
+        self._build.info({"version": version})
+
+        for path in JOIN_PATHS:
+            for outcome in JOIN_OUTCOMES:
+                self._joins.labels(path, outcome)
+        for type_ in MESSAGE_TYPES:
+            self._frames_in.labels(type_)
+            self._messages.labels(type_, DELIVERED, "")
+            self._messages.labels(type_, HELD, "")
+            for reason in REJECT_REASONS:
+                self._messages.labels(type_, REJECTED, reason)
         self._frames_in.labels("invalid")
-        for path in ("rest", "ws"):
-            self._joins.labels(path, "ok")
+        for code in FRAME_ERROR_CODES:
+            self._frame_errors.labels(code)
+        for close_code in CLOSE_CODES:
+            self._closes.labels(str(close_code))
+        for reason in OUTBOUND_DROP_REASONS:
+            self._outbound_dropped.labels(reason)
+
+        self.registry.register(_WithoutCreated(own))
+
+    # -- connections and rooms --
 
     def client_connected(self) -> None:
         self._clients.inc()
@@ -91,40 +181,46 @@ class SignalingMetrics:
     def room_failed(self) -> None:
         self._room_failures.inc()
 
+    def room_peak_members(self, count: int) -> None:
+        self._room_peak.observe(count)
+
     def join(self, path: str, outcome: str) -> None:
+        """``path`` is rest or ws; ``outcome`` is ok or the JoinRefused code."""
         self._joins.labels(path, outcome).inc()
-
-    def message(self, type_: str, outcome: str, reason: str = "", count: int = 1) -> None:
-        self._messages.labels(type_, outcome, reason).inc(count)
-
-    def frame_error(self, code: str) -> None:
-        self._frame_errors.labels(code).inc()
 
     def closed(self, code: int) -> None:
         self._closes.labels(str(code)).inc()
 
-    def outbound_dropped(self, reason: str) -> None:
-        self._outbound_dropped.labels(reason).inc()
+    # -- frames and messages --
 
     def frame_received(self, type_: str) -> None:
         self._frames_in.labels(type_).inc()
 
-    def slow_reader_disconnected(self) -> None:
-        self._slow_readers.inc()
+    def frame_error(self, code: str) -> None:
+        self._frame_errors.labels(code).inc()
 
-    def room_peak_members(self, count: int) -> None:
-        self._room_peak.observe(count)
+    def message(self, type_: str, outcome: str, reason: str = "", count: int = 1) -> None:
+        """``count``: receivers of a delivered broadcast; 1 for held and rejected."""
+        self._messages.labels(type_, outcome, reason).inc(count)
+
+    def relay_latency(self, seconds: float) -> None:
+        self._relay_latency.observe(seconds)
 
     def call_setup(self, seconds: float) -> None:
         self._call_setup.observe(seconds)
-
-    def watch_mailboxes(self, deepest: Callable[[], int]) -> None:
-        """``deepest`` is called at scrape time, on the loop thread that serves /metrics."""
-        self._mailbox.set_function(deepest)
 
     def held_expired(self, count: int) -> None:
         if count:
             self._held_expired.inc(count)
 
-    def relay_latency(self, seconds: float) -> None:
-        self._relay_latency.observe(seconds)
+    # -- backpressure --
+
+    def outbound_dropped(self, reason: str) -> None:
+        self._outbound_dropped.labels(reason).inc()
+
+    def slow_reader_disconnected(self) -> None:
+        self._slow_readers.inc()
+
+    def watch_mailboxes(self, deepest: Callable[[], int]) -> None:
+        """``deepest`` is called at scrape time, on the loop thread that serves /metrics."""
+        self._mailbox.set_function(deepest)

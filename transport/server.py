@@ -25,7 +25,7 @@ from transport.context import ServiceContext
 from transport.settings import Settings
 from transport.tokens import TokenIssuer
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("transport.server")  # not __main__ under python -m
 
 
 def version() -> str:

@@ -135,7 +135,7 @@ class SignalingSocket(WebSocketHandler):
             if signal.sender is not None and signal.sender != self.client_id:
                 raise FromMismatch()
         except FrameError as error:
-            if not isinstance(error, FromMismatch):
+            if not isinstance(error, (FromMismatch, RateLimited)):  # those were never parsed / were valid
                 self.ctx.metrics.frame_received("invalid")
             self.ctx.metrics.frame_error(error.code)
             self.sink.send(error_frame(error))
