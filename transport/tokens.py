@@ -27,6 +27,13 @@ class TokenIssuer:
         claims = {"room": room_id, "sub": client_id, "exp": int(time.time() + self._ttl)}
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
+    def valid(self, token: str, room_id: RoomId, client_id: ClientId) -> bool:
+        try:
+            self.verify(token, room_id, client_id)
+        except (Unauthorized, Forbidden):
+            return False
+        return True
+
     def verify(self, token: str, room_id: RoomId, client_id: ClientId) -> None:
         """Raise Unauthorized for a bad, tampered or expired token, Forbidden for another room/client."""
         try:

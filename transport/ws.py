@@ -88,11 +88,18 @@ class SignalingSocket(WebSocketHandler):
                 raise TooManyRequests()
             self.ip = ip
             room_id, client_id, token = parse_ws_query(self.request.query_arguments)
-            if token is not None:  # checked in open mode too: a bad token is never ignored
+            replace = False  # only a proven client may take over its own connection
+            if settings.token_mode:
+                if token is None:
+                    raise Unauthorized("token required")
                 self.ctx.tokens.verify(token, room_id, client_id)
-            elif settings.token_mode:
-                raise Unauthorized("token required")
-            replace = token is not None  # only a proven client may take over its own connection
+                replace = True
+            elif token is not None:
+                # Open mode admits anyone, so a token only proves identity for a takeover.
+                # Tokens are signed with a per-process key here: after a restart or on
+                # another backend they no longer verify, and the client is simply
+                # admitted without takeover rights rather than refused.
+                replace = self.ctx.tokens.valid(token, room_id, client_id)
             self.room_id, self.client_id = room_id, client_id
             self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
             self._watch_connection()

@@ -252,10 +252,13 @@ async def test_token_mode_rest_join_needs_the_api_key_and_returns_a_working_toke
         client.close()
 
 
-async def test_open_mode_checks_a_token_when_one_is_given() -> None:
+async def test_open_mode_admits_a_stale_token_but_without_the_right_to_take_over() -> None:
     async with running_server() as server:
-        client = await connect(server, "r", "a", token="forged")
-        assert (await client.closed())[0] == 4401
+        a, _ = await join(server, "r", "a", token="from-a-previous-process")
+        intruder = await connect(server, "r", "a", token="forged")
+        assert (await intruder.closed())[0] == 4409  # a connected id is not taken over
+        await assert_still_usable_alone(a)
+        a.close()
 
 
 # -- reconnects --
