@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 from tornado.httpclient import HTTPClientError
@@ -95,14 +96,26 @@ async def test_a_client_that_never_reads_is_closed_with_1013_and_server_memory_s
             a, _ = await join(proc, "healthy", "a")
             b, _ = await join(proc, "healthy", "b")
             padding = "x" * frame_bytes
+
+            async def round_trips(count: int) -> list[float]:
+                # A healthy pair in another room keeps talking while the flood goes on.
+                times = []
+                for _ in range(count):
+                    started = time.perf_counter()
+                    a.signal("offer", to="b")
+                    assert (await b.recv_type("offer"))["from"] == "a"
+                    times.append(time.perf_counter() - started)
+                return times
+
+            healthy = asyncio.ensure_future(round_trips(200))
             for n in range(frames):
                 flooder.signal("offer", to="mute", data={"type": "offer", "sdp": padding, "n": n})
             left = await flooder.recv(timeout=30)  # the server cuts the mute reader off
             assert left == {"type": "peer-left", "data": {"clientId": "mute"}}
             rss_after = rss_kb(proc.proc.pid)
-            # A healthy pair in another room still talks.
-            a.signal("offer", to="b")
-            assert (await b.recv_type("offer"))["from"] == "a"
+            times = sorted(await asyncio.wait_for(healthy, scaled(30)))
+            print(f"healthy pair during the flood: p50 {times[len(times) // 2] * 1000:.2f} ms, "
+                  f"max {times[-1] * 1000:.2f} ms over {len(times)} round trips")
             status, text = await http(proc, "GET", "/metrics", port=proc.metrics_port)
             assert "signaling_slow_reader_disconnects_total 1.0" in text
             print(f"server RSS {rss_before} -> {rss_after} KB with {frames * frame_bytes // 1024} KB pushed")
@@ -119,3 +132,32 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+async def test_the_room_limit_refuses_a_new_room_on_rest_and_websocket_but_not_existing_rooms() -> None:
+    async with running_server(max_rooms=1) as server:
+        a, _ = await join(server, "r1", "a")
+        status, body = await http(server, "POST", "/rooms/join", {"roomId": "r2"})
+        assert status == 503 and body["error"]["code"] == "server-full"
+        refused = await connect(server, "r2", "b")
+        code, reason = await refused.closed()
+        assert code == 4503 and reason.startswith("server-full")
+        b, peers = await join(server, "r1", "b")
+        assert peers == ["a"]
+        a.close()
+        b.close()
+
+
+async def test_frames_held_for_a_stub_are_capped_and_the_sender_is_told() -> None:
+    async with running_server(max_held=3) as server:
+        assert (await http(server, "POST", "/rooms/r/join", {"clientId": "late"}))[0] == 200
+        a, _ = await join(server, "r", "a")
+        for n in range(4):
+            a.signal("ice-candidate", to="late", data=sample_data("ice-candidate", n))
+        frame = await a.recv_type("error")
+        assert frame["data"]["code"] == "peer-queue-full"
+        late, _ = await join(server, "r", "late")
+        assert [(await late.recv_type("ice-candidate"))["data"] for _ in range(3)] == [
+            sample_data("ice-candidate", n) for n in range(3)]
+        a.close()
+        late.close()
