@@ -1,0 +1,444 @@
+"""The benchmark of record: the service against a bare Tornado relay, in the same run.
+
+    python loadtests/bench.py --out bench.json            # full run (several minutes)
+    python loadtests/bench.py --quick --out quick.json    # about a minute, for CI
+
+Both servers run as subprocesses on 127.0.0.1 (``transport.server`` and
+``loadtests/floor_relay.py``, the floor: same wire protocol, no actors, no validation,
+no metrics), one at a time, each driven by its own load-generator process
+(``loadtests/loadgen.py``). Scenarios, each on a fresh server process:
+
+- connect N peers in N/2 rooms: RSS and server CPU per connection;
+- with the largest N still connected, fixed-rate relay of ~1 KB SDP-like offers at
+  each rate: delivered ratio, p50/p99 latency (send to receive), and server CPU
+  seconds (user+sys from /proc/PID/stat) per 10k relayed messages;
+- call setups (REST join x2, two WebSockets, offer/answer, 10 candidates each way,
+  leave) in a closed loop: setups/s, server CPU per setup, p50/p99 setup time.
+
+CPU is read from /proc, so the figures stay honest on a shared machine; latencies and
+rates depend on the machine being otherwise idle. Every figure is the median over
+``--repeats`` runs (servers alternate order between repeats) and comes with the
+service/floor ratio. Output: JSON (``--out``) and a markdown table (``--md``, and
+stdout). Everything started is killed at the end; only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+LISTENING = re.compile(r"listening on http://[\d.]+:(\d+)")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+SERVERS = ("floor", "service")
+# Every peer dials from 127.0.0.1: lift the service's per-IP limits (meant for the
+# internet) so they measure nothing here. Per-connection limits keep their defaults.
+SERVICE_ENV = {"SIGNALING_MAX_CONNECTIONS_PER_IP": "1000000", "SIGNALING_JOIN_RATE_PER_IP": "1000000",
+               "SIGNALING_JOIN_BURST_PER_IP": "1000000"}
+
+# Targets of issue 5, against the floor measured in the same run.
+TARGET_CPU_PER_MSG = 1.3
+TARGET_CPU_PER_SETUP = 1.5
+TARGET_RSS_PER_CONN = 1.5
+TARGET_P99_MS = 5.0
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def log(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise the soft open-files limit (inherited by the servers and generators)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def kill(proc: subprocess.Popen[Any], grace: float) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+# -- the server under test --
+
+
+class ServerProc:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.log_path = log_path
+
+    def cpu_seconds(self) -> float:
+        """user + sys CPU of the server process so far, from /proc/PID/stat."""
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+    def rss_kb(self) -> int:
+        return int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1]) * PAGE_KB
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise BenchError(f"server exited with {self.proc.returncode}:\n{tail}")
+
+
+def server_command(kind: str, ping_interval: float) -> list[str]:
+    if kind == "service":
+        return [sys.executable, "-m", "transport.server", "--port", "0", "--metrics-port", "0",
+                "--ping-interval", str(ping_interval)]
+    return [sys.executable, str(HERE / "floor_relay.py"), "--port", "0", "--ping-interval", str(ping_interval)]
+
+
+@contextmanager
+def start_server(kind: str, ping_interval: float, workdir: Path) -> Iterator[ServerProc]:
+    log_path = workdir / f"{kind}-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as log_file:
+        env = {**os.environ, **(SERVICE_ENV if kind == "service" else {})}
+        proc = subprocess.Popen(server_command(kind, ping_interval), cwd=ROOT, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=log_file, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        port = None
+        while port is None:
+            match = LISTENING.search(log_path.read_text(errors="replace"))
+            if match:
+                port = int(match.group(1))
+            elif proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"{kind} did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
+            else:
+                time.sleep(0.05)
+        yield ServerProc(proc, port, log_path)
+    finally:
+        kill(proc, grace=15)
+
+
+# -- the load generator --
+
+
+class GeneratorProc:
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "loadgen.py"), str(port)], cwd=ROOT,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def call(self, timeout: float, **command: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise BenchError(f"generator did not answer {command['cmd']} within {timeout:.0f}s")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise BenchError(f"generator exited with {self.proc.poll()} during {command['cmd']}")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise BenchError(f"generator failed {command['cmd']}: {reply['traceback']}")
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.call(timeout=60, cmd="quit")
+        except (BenchError, OSError, ValueError):
+            pass
+        kill(self.proc, grace=10)
+
+
+@contextmanager
+def start_generator(port: int) -> Iterator[GeneratorProc]:
+    gen = GeneratorProc(port)
+    try:
+        yield gen
+    finally:
+        gen.close()
+
+
+# -- scenarios --
+
+
+def warm_up(gen: GeneratorProc, server: ServerProc) -> None:
+    """First-use costs (imports, schema set-up, allocator growth) must not count."""
+    gen.call(60, cmd="connect", n=40, concurrency=20, prefix="warm")
+    gen.call(60, cmd="relay", rate=1000, seconds=0.3, size=1024, drain=5)
+    gen.call(60, cmd="close")
+    server.check_alive()
+    time.sleep(0.5)
+
+
+def run_connect(gen: GeneratorProc, server: ServerProc, n: int, cfg: argparse.Namespace) -> dict[str, Any]:
+    rss0, cpu0 = server.rss_kb(), server.cpu_seconds()
+    reply = gen.call(120 + n / 20, cmd="connect", n=n, concurrency=cfg.connect_concurrency, prefix=f"c{n}")
+    cpu1 = server.cpu_seconds()
+    time.sleep(1.0)  # let the server settle before reading its RSS
+    rss1 = server.rss_kb()
+    server.check_alive()
+    connected = reply["connected"]
+    if reply["failed"]:
+        log(f"  {reply['failed']} connection failures, e.g. {reply['failures'][:2]}")
+    return {
+        "connected": connected,
+        "failed": reply["failed"],
+        "rss_kb_per_conn": (rss1 - rss0) / max(connected, 1),
+        "cpu_ms_per_conn": (cpu1 - cpu0) * 1000 / max(connected, 1),
+        "connects_per_s": connected / reply["seconds"],
+        "rss_mb_total": rss1 / 1024,
+    }
+
+
+def run_relay(gen: GeneratorProc, server: ServerProc, rate: int, cfg: argparse.Namespace) -> dict[str, Any]:
+    cpu0, t0 = server.cpu_seconds(), time.monotonic()
+    reply = gen.call(cfg.relay_seconds + 120, cmd="relay", rate=rate, seconds=cfg.relay_seconds,
+                     size=cfg.size, drain=cfg.drain)
+    cpu = server.cpu_seconds() - cpu0
+    wall = time.monotonic() - t0
+    server.check_alive()
+    delivered = reply["received"]
+    if reply["lost"] or reply["error_frames"]:
+        log(f"  lost {reply['lost']}, error frames {reply['error_frames']} {reply['error_samples'][:2]}")
+    return {
+        "delivered_ratio": reply["delivered_ratio"],
+        "lost": reply["lost"],
+        "p50_ms": reply["p50_ms"],
+        "p99_ms": reply["p99_ms"],
+        "p999_ms": reply["p999_ms"],
+        "max_ms": reply["max_ms"],
+        "cpu_s_per_10k": cpu * 10_000 / max(delivered, 1),
+        "server_cpu_util": cpu / wall,
+        "achieved_rate": reply["achieved_rate"],
+        "sender_lag_ms": reply["sender_lag_ms"],
+        "frame_bytes": reply["frame_bytes"],
+        "generator_cpu_util": reply["generator_cpu_s"] / wall,
+    }
+
+
+def run_setups(gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace) -> dict[str, Any]:
+    cpu0, t0 = server.cpu_seconds(), time.monotonic()
+    reply = gen.call(cfg.setup_seconds + 120, cmd="setups", seconds=cfg.setup_seconds,
+                     concurrency=cfg.setup_concurrency, size=cfg.size)
+    cpu = server.cpu_seconds() - cpu0
+    wall = time.monotonic() - t0
+    server.check_alive()
+    if reply["failed"]:
+        log(f"  {reply['failed']} failed setups, e.g. {reply['failures'][:2]}")
+    return {
+        "setups_per_s": reply["setups_per_s"],
+        "failed": reply["failed"],
+        "cpu_ms_per_setup": cpu * 1000 / max(reply["setups"], 1),
+        "p50_setup_ms": reply["p50_ms"],
+        "p99_setup_ms": reply["p99_ms"],
+        "server_cpu_util": cpu / wall,
+        "generator_cpu_util": reply["generator_cpu_s"] / wall,
+    }
+
+
+def run_server(kind: str, cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
+    """Every scenario against one kind of server; a fresh process for each N and for setups."""
+    figures: dict[str, dict[str, Any]] = {}
+    largest = max(cfg.peers)
+    for n in sorted(cfg.peers):
+        with start_server(kind, cfg.ping_interval, workdir) as server, start_generator(server.port) as gen:
+            warm_up(gen, server)
+            log(f"{kind}: connect {n}")
+            figures[f"connect_{n}"] = run_connect(gen, server, n, cfg)
+            if n == largest:
+                for rate in cfg.rates:
+                    log(f"{kind}: relay {rate} msg/s for {cfg.relay_seconds:g}s with {n} peers")
+                    figures[f"relay_{rate}"] = run_relay(gen, server, rate, cfg)
+            gen.call(120 + n / 50, cmd="close")
+    with start_server(kind, cfg.ping_interval, workdir) as server, start_generator(server.port) as gen:
+        warm_up(gen, server)
+        log(f"{kind}: call setups for {cfg.setup_seconds:g}s, {cfg.setup_concurrency} at a time")
+        figures["setups"] = run_setups(gen, server, cfg)
+    return figures
+
+
+# -- summary --
+
+
+def flatten(figures: dict[str, dict[str, Any]]) -> dict[str, float]:
+    return {f"{group}.{name}": value for group, values in figures.items() for name, value in values.items()
+            if isinstance(value, (int, float)) and value is not None}
+
+
+def summarize(runs: dict[str, list[dict[str, dict[str, Any]]]]) -> dict[str, dict[str, float | None]]:
+    medians: dict[str, dict[str, float | None]] = {}
+    for kind, reps in runs.items():
+        flat = [flatten(r) for r in reps]
+        keys = list(dict.fromkeys(k for f in flat for k in f))
+        medians[kind] = {k: statistics.median(f[k] for f in flat if k in f) for k in keys}
+    ratio: dict[str, float | None] = {}
+    for key, service in medians["service"].items():
+        floor = medians["floor"].get(key)
+        ratio[key] = service / floor if floor not in (None, 0) and service is not None else None
+    medians["ratio"] = ratio
+    return medians
+
+
+def check_targets(summary: dict[str, dict[str, float | None]], cfg: argparse.Namespace) -> list[dict[str, Any]]:
+    largest = max(cfg.peers)
+    low_rate = min(cfg.rates)
+    ratio, service = summary["ratio"], summary["service"]
+    checks = [
+        ("CPU per relayed message", f"relay_{low_rate}.cpu_s_per_10k", ratio, TARGET_CPU_PER_MSG, "x floor"),
+        ("CPU per call setup", "setups.cpu_ms_per_setup", ratio, TARGET_CPU_PER_SETUP, "x floor"),
+        ("RSS per connection", f"connect_{largest}.rss_kb_per_conn", ratio, TARGET_RSS_PER_CONN, "x floor"),
+        (f"p99 latency at {low_rate} msg/s, {largest} peers", f"relay_{low_rate}.p99_ms", service,
+         TARGET_P99_MS, "ms"),
+    ]
+    out = []
+    for name, key, source, limit, unit in checks:
+        value = source.get(key)
+        out.append({"target": name, "figure": key, "value": value, "limit": limit, "unit": unit,
+                    "met": value is not None and value <= limit})
+    lost = sum(service.get(f"relay_{r}.lost") or 0 for r in cfg.rates)
+    out.append({"target": "lost messages", "figure": "relay_*.lost", "value": lost, "limit": 0,
+                "unit": "messages", "met": lost == 0})
+    return out
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    summary = result["summary"]
+    lines = [
+        f"Benchmark {result['started']}: {result['machine']['cpu']} x{result['machine']['cores']}, "
+        f"repeats={result['config']['repeats']} (medians), frames ~{result['config']['size']} B SDP, "
+        f"pings {'off' if not result['config']['ping_interval'] else 'every %gs' % result['config']['ping_interval']}",
+        "",
+        "| figure | floor | service | service/floor |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key in summary["service"]:
+        lines.append(f"| {key} | {fmt(summary['floor'].get(key))} | {fmt(summary['service'][key])} | "
+                     f"{fmt(summary['ratio'].get(key))} |")
+    lines += ["", "| target | figure | value | limit | met |", "| --- | --- | ---: | ---: | --- |"]
+    for check in result["targets"]:
+        lines.append(f"| {check['target']} | {check['figure']} | {fmt(check['value'])} {check['unit']} | "
+                     f"{check['limit']} | {'yes' if check['met'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    versions: dict[str, str | None] = {}
+    for package in ("tornado", "pykka", "marshmallow", "prometheus-client", "websockets", "orjson", "uvloop"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(), "versions": versions}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="The service against a bare Tornado relay, in the same run.")
+    parser.add_argument("--quick", action="store_true", help="small N and short phases (about a minute), for CI")
+    parser.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON result (default: bench.json)")
+    parser.add_argument("--md", type=Path, help="markdown table (default: --out with .md)")
+    parser.add_argument("--peers", help="comma-separated N for the connect scenario (default 1000,5000,10000)")
+    parser.add_argument("--rates", help="comma-separated relay rates in msg/s (default 1000,5000)")
+    parser.add_argument("--relay-seconds", type=float, help="seconds of each relay phase (default 10)")
+    parser.add_argument("--setup-seconds", type=float, help="seconds of the call-setup phase (default 10)")
+    parser.add_argument("--setup-concurrency", type=int, default=None, help="call setups in flight (default 8)")
+    parser.add_argument("--connect-concurrency", type=int, default=100, help="connects in flight (default 100)")
+    parser.add_argument("--repeats", type=int, help="runs per server; figures are medians (default 3)")
+    parser.add_argument("--size", type=int, default=1024, help="bytes of SDP per relayed frame (default 1024)")
+    parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for stragglers (default 5)")
+    parser.add_argument("--ping-interval", type=float, default=0.0,
+                        help="WebSocket ping interval given to both servers (default 0: off, so per-message "
+                             "figures count messages only)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.peers = [int(x) for x in (args.peers or ("200" if quick else "1000,5000,10000")).split(",")]
+    args.rates = [int(x) for x in (args.rates or ("200,1000" if quick else "1000,5000")).split(",")]
+    args.relay_seconds = args.relay_seconds or (3.0 if quick else 10.0)
+    args.setup_seconds = args.setup_seconds or (4.0 if quick else 10.0)
+    args.setup_concurrency = args.setup_concurrency or (4 if quick else 8)
+    args.repeats = args.repeats or (1 if quick else 3)
+    args.drain = min(args.drain, 3.0) if quick else args.drain
+    args.md = args.md or args.out.with_suffix(".md")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    # Each server and each generator holds up to max(N) sockets, plus files of its own.
+    limit = raise_fd_limit(max(cfg.peers) + 4096)
+    if limit < max(cfg.peers) + 100:
+        raise SystemExit(f"bench: open-files limit {limit} is too low for {max(cfg.peers)} peers")
+    # SIGTERM (CI timeout, Ctrl-C from a wrapper) unwinds through the finally blocks,
+    # so no server or generator outlives the run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    runs: dict[str, list[dict[str, dict[str, Any]]]] = {kind: [] for kind in SERVERS}
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for rep in range(cfg.repeats):
+            order = SERVERS if rep % 2 == 0 else SERVERS[::-1]
+            for kind in order:
+                log(f"repeat {rep + 1}/{cfg.repeats}: {kind}")
+                runs[kind].append(run_server(kind, cfg, Path(tmp)))
+    summary = summarize(runs)
+    result: dict[str, Any] = {
+        "started": started,
+        "seconds": time.monotonic() - t0,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
+        "summary": summary,
+        "targets": check_targets(summary, cfg),
+        "runs": runs,
+    }
+    cfg.out.write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    cfg.md.write_text(table)
+    print(table)
+    log(f"done in {result['seconds']:.0f}s: {cfg.out}, {cfg.md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""The load generator behind bench.py: one process driving one server.
+
+bench.py starts one of these per server under test and sends it commands, one JSON
+object per line on stdin; each command gets one JSON line back on stdout. Keeping
+the generator in its own process means its CPU never counts against the server's,
+which bench.py reads from /proc. Commands:
+
+- ``{"cmd": "connect", "n": N, "concurrency": C, "prefix": P}``: open N WebSockets in
+  N/2 rooms (two peers a room, open mode: the room id is the capability);
+- ``{"cmd": "relay", "rate": R, "seconds": S, "size": B, "drain": D}``: send R offers a
+  second (about B bytes of SDP each) for S seconds, round-robin over the pairs and
+  alternating direction; then wait up to D seconds for the stragglers. Latency is
+  send to receive, measured here (the clock is shared by sender and receiver);
+- ``{"cmd": "setups", "seconds": S, "concurrency": C}``: C workers in a closed loop of
+  call setups (REST join x2, two WebSockets, offer/answer, 10 candidates each way,
+  leave) for S seconds;
+- ``{"cmd": "close"}``: close every WebSocket opened by ``connect``;
+- ``{"cmd": "quit"}``.
+
+Only 127.0.0.1 is ever dialled. websockets (asyncio), orjson and, when installed,
+uvloop keep the generator's own cost low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+try:
+    import orjson
+except ImportError:  # the generator's own speed only: the figures are the server's CPU
+    import types
+
+    orjson = types.SimpleNamespace(  # type: ignore[assignment]
+        loads=json.loads, dumps=lambda obj: json.dumps(obj, separators=(",", ":")).encode())
+
+FRAME_TIMEOUT = 10.0
+CANDIDATES = 10
+
+
+def sdp(size: int, tag: str = "offer") -> str:
+    head = f"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+    line = f"a=x-{tag}:{'0123456789abcdef' * 4}\r\n"
+    return head + line * max(0, (size - len(head)) // len(line))
+
+
+def candidate(n: int) -> dict[str, Any]:
+    return {"candidate": f"candidate:{n} 1 udp 2122260223 192.0.2.1 {50000 + n} typ host",
+            "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+class HttpConnection:
+    """A keep-alive HTTP/1.1 client just good enough for POST /rooms/join on 127.0.0.1."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        data = orjson.dumps(body)
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode() + data
+        )
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("HTTP connection closed")
+        status = int(status_line.split()[1])
+        length = 0
+        close = False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+            elif name.strip().lower() == "connection" and value.strip().lower() == "close":
+                close = True
+        payload = await self.reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return status, orjson.loads(payload) if payload else None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+
+@dataclass
+class Peer:
+    ws: ClientConnection
+    client_id: str
+    reader: asyncio.Task[None] | None = None
+
+
+@dataclass
+class RelayRun:
+    sent_at: list[float]
+    got: bytearray
+    latencies: list[float] = field(default_factory=list)
+    received: int = 0
+    duplicates: int = 0
+
+
+class Generator:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.pairs: list[tuple[Peer, Peer]] = []
+        self.run: RelayRun | None = None
+        self.error_frames = 0
+        self.unexpected: list[str] = []
+
+    def ws_url(self, room: str, client: str, token: str = "") -> str:
+        url = f"ws://127.0.0.1:{self.port}/ws?roomId={room}&clientId={client}"
+        return url + (f"&token={token}" if token else "")
+
+    async def open_ws(self, room: str, client: str, token: str = "") -> ClientConnection:
+        return await connect(self.ws_url(room, client, token), compression=None, ping_interval=None,
+                             open_timeout=30, close_timeout=5, max_size=1 << 20, max_queue=None)
+
+    # -- connect / close --
+
+    async def open_peer(self, room: str, client: str) -> Peer:
+        ws = await self.open_ws(room, client)
+        frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+        if frame["type"] != "joined":
+            raise RuntimeError(f"wanted joined, got {frame['type']}")
+        peer = Peer(ws, client)
+        peer.reader = asyncio.create_task(self.read(peer))
+        return peer
+
+    async def read(self, peer: Peer) -> None:
+        """Every frame a held peer receives: relayed offers are timed, presence ignored."""
+        try:
+            async for text in peer.ws:
+                now = time.perf_counter()
+                frame = orjson.loads(text)
+                kind = frame["type"]
+                if kind == "offer":
+                    run = self.run
+                    seq = frame["data"]["seq"]
+                    if run is None or seq >= len(run.got):
+                        continue
+                    if run.got[seq]:
+                        run.duplicates += 1
+                        continue
+                    run.got[seq] = 1
+                    run.received += 1
+                    run.latencies.append(now - run.sent_at[seq])
+                elif kind == "error":
+                    self.error_frames += 1
+                    if len(self.unexpected) < 5:
+                        self.unexpected.append(str(text)[:200])
+        except ConnectionClosed:
+            pass
+
+    async def cmd_connect(self, n: int, concurrency: int, prefix: str) -> dict[str, Any]:
+        semaphore = asyncio.Semaphore(concurrency)
+        failures: list[str] = []
+
+        async def open_room(i: int) -> None:
+            async with semaphore:
+                room = f"{prefix}-{i}"
+                try:
+                    a = await self.open_peer(room, "a")
+                    b = await self.open_peer(room, "b")
+                except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+                    failures.append(repr(exc)[:200])
+                    return
+                self.pairs.append((a, b))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_room(i) for i in range(n // 2)))
+        return {"connected": 2 * len(self.pairs), "failed": len(failures), "failures": failures[:5],
+                "seconds": time.perf_counter() - started}
+
+    async def cmd_close(self) -> dict[str, Any]:
+        semaphore = asyncio.Semaphore(500)
+
+        async def close(peer: Peer) -> None:
+            async with semaphore:
+                await peer.ws.close()
+                if peer.reader is not None:
+                    await peer.reader
+
+        started = time.perf_counter()
+        peers = [p for pair in self.pairs for p in pair]
+        self.pairs = []
+        await asyncio.gather(*(close(p) for p in peers), return_exceptions=True)
+        return {"closed": len(peers), "seconds": time.perf_counter() - started}
+
+    # -- fixed-rate relay --
+
+    async def cmd_relay(self, rate: float, seconds: float, size: int, drain: float) -> dict[str, Any]:
+        if not self.pairs:
+            raise RuntimeError("relay needs connected pairs")
+        total = int(rate * seconds)
+        run = self.run = RelayRun([0.0] * total, bytearray(total))
+        self.error_frames = 0
+        pairs = self.pairs
+        body = sdp(size)
+        send_errors = 0
+        late = 0.0  # how far the sender fell behind its schedule, at worst
+        started = time.perf_counter()
+        i = 0
+        while i < total:
+            now = time.perf_counter()
+            due = min(total, int((now - started) * rate) + 1)
+            late = max(late, (due - i - 1) / rate)
+            while i < due:
+                a, b = pairs[i % len(pairs)]
+                if (i // len(pairs)) % 2:
+                    a, b = b, a
+                text = orjson.dumps({"type": "offer", "to": b.client_id,
+                                     "data": {"type": "offer", "sdp": body, "seq": i}}).decode()
+                run.sent_at[i] = time.perf_counter()
+                try:
+                    await a.ws.send(text)
+                except ConnectionClosed:
+                    send_errors += 1
+                i += 1
+            # Sleep until the next frame is due (at least a millisecond: at high rates
+            # frames go out in small bursts); never spin, the server needs the other core.
+            await asyncio.sleep(max(0.001, started + i / rate - time.perf_counter()))
+        send_seconds = time.perf_counter() - started
+        deadline = time.perf_counter() + drain
+        while run.received < total - send_errors and time.perf_counter() < deadline:
+            await asyncio.sleep(0.005)
+        latencies = sorted(run.latencies)
+        self.run = None
+        ms = 1000.0
+        return {
+            "sent": total,
+            "received": run.received,
+            "lost": total - run.received,
+            "duplicates": run.duplicates,
+            "send_errors": send_errors,
+            "error_frames": self.error_frames,
+            "error_samples": self.unexpected[:5],
+            "delivered_ratio": run.received / total if total else None,
+            "frame_bytes": len(text) if total else 0,
+            "send_seconds": send_seconds,
+            "achieved_rate": total / send_seconds if send_seconds else None,
+            "sender_lag_ms": late * ms,
+            "p50_ms": (percentile(latencies, 0.50) or 0) * ms,
+            "p99_ms": (percentile(latencies, 0.99) or 0) * ms,
+            "p999_ms": (percentile(latencies, 0.999) or 0) * ms,
+            "max_ms": (latencies[-1] if latencies else 0) * ms,
+        }
+
+    # -- call setups --
+
+    async def expect(self, ws: ClientConnection, kind: str) -> dict[str, Any]:
+        while True:
+            frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
+            if frame["type"] == kind:
+                return frame
+            if frame["type"] not in ("peer-joined", "peer-left"):
+                raise RuntimeError(f"wanted {kind}, got {str(frame)[:200]}")
+
+    async def join(self, http: HttpConnection, body: dict[str, Any]) -> dict[str, Any]:
+        status, answer = await http.post_json("/rooms/join", body)
+        if status != 200:
+            raise RuntimeError(f"POST /rooms/join: {status} {answer}")
+        return answer
+
+    async def one_setup(self, http: HttpConnection, offer: str, answer: str) -> float:
+        started = time.perf_counter()
+        a_join = await self.join(http, {})
+        b_join = await self.join(http, {"roomId": a_join["roomId"]})
+        room = a_join["roomId"]
+        a = await self.open_ws(room, a_join["clientId"], a_join["token"])
+        b = None
+        try:
+            await self.expect(a, "joined")
+            b = await self.open_ws(room, b_join["clientId"], b_join["token"])
+            await self.expect(b, "joined")
+            await self.expect(a, "peer-joined")
+            ida, idb = a_join["clientId"], b_join["clientId"]
+            await a.send(orjson.dumps({"type": "offer", "to": idb, "data": {"type": "offer", "sdp": offer}}).decode())
+            await self.expect(b, "offer")
+            await b.send(orjson.dumps({"type": "answer", "to": ida,
+                                       "data": {"type": "answer", "sdp": answer}}).decode())
+            await self.expect(a, "answer")
+            for n in range(CANDIDATES):
+                await a.send(orjson.dumps({"type": "ice-candidate", "to": idb, "data": candidate(n)}).decode())
+                await b.send(orjson.dumps({"type": "ice-candidate", "to": ida, "data": candidate(n)}).decode())
+            for ws in (b, a):
+                for n in range(CANDIDATES):
+                    got = await self.expect(ws, "ice-candidate")
+                    if got["data"]["candidate"] != candidate(n)["candidate"]:
+                        raise RuntimeError("candidate out of order")
+            setup_time = time.perf_counter() - started
+            await a.close()
+            await self.expect(b, "peer-left")
+            return setup_time
+        finally:
+            await a.close()
+            if b is not None:
+                await b.close()
+
+    async def cmd_setups(self, seconds: float, concurrency: int, size: int) -> dict[str, Any]:
+        times: list[float] = []
+        failures: list[str] = []
+        offer, answer = sdp(size, "offer"), sdp(size, "answer")
+        started = time.perf_counter()
+        stop_at = started + seconds
+
+        async def worker() -> None:
+            http = HttpConnection(self.port)
+            try:
+                while time.perf_counter() < stop_at:
+                    try:
+                        times.append(await self.one_setup(http, offer, answer))
+                    except Exception as exc:  # noqa: BLE001 - counted and reported, the loop goes on
+                        failures.append(repr(exc)[:200])
+                        await http.close()
+            finally:
+                await http.close()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        times.sort()
+        ms = 1000.0
+        return {
+            "setups": len(times),
+            "failed": len(failures),
+            "failures": failures[:5],
+            "seconds": elapsed,
+            "setups_per_s": len(times) / elapsed,
+            "p50_ms": (percentile(times, 0.50) or 0) * ms,
+            "p99_ms": (percentile(times, 0.99) or 0) * ms,
+            "max_ms": (times[-1] if times else 0) * ms,
+        }
+
+
+async def serve(port: int) -> None:
+    gen = Generator(port)
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            break
+        command = json.loads(line)
+        name = command.pop("cmd")
+        if name == "quit":
+            await gen.cmd_close()
+            break
+        cpu0 = time.process_time()
+        try:
+            reply = await getattr(gen, f"cmd_{name}")(**command)
+        except Exception as exc:  # noqa: BLE001 - reported to bench.py, which stops the run
+            reply = {"error": repr(exc), "traceback": traceback.format_exc()}
+        reply["generator_cpu_s"] = time.process_time() - cpu0
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+def main() -> int:
+    port = int(sys.argv[1])
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(port))
+    else:
+        uvloop.run(serve(port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

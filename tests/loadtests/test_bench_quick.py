@@ -1,0 +1,96 @@
+"""CI check of the benchmark harness: ``bench.py --quick`` runs end to end.
+
+No timing assertions (CI machines are shared and noisy): only that every figure is
+there for both servers, with its ratio, that relayed frames were counted, and that the
+run left no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import scaled
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "loadtests" / "bench.py"
+FIGURES = {
+    "connect": {"connected", "failed", "rss_kb_per_conn", "cpu_ms_per_conn"},
+    "relay": {"delivered_ratio", "lost", "p50_ms", "p99_ms", "cpu_s_per_10k"},
+    "setups": {"setups_per_s", "failed", "cpu_ms_per_setup", "p99_setup_ms"},
+}
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    # Its own session, so the bench, its servers and its generators can all be killed at once.
+    proc = subprocess.Popen([sys.executable, str(BENCH), "--quick", "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=scaled(240))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"bench --quick did not finish:\n{output[-4000:]}")
+    leftover = group_alive(proc.pid)
+    if leftover:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output[-4000:]
+    assert not leftover, "bench.py left servers or generators running"
+    result = json.loads(out.read_text())
+    result["_markdown"] = out.with_suffix(".md").read_text()
+    return result
+
+
+def test_quick_bench_reports_every_figure_for_both_servers_with_ratios(quick_run: dict) -> None:
+    summary = quick_run["summary"]
+    config = quick_run["config"]
+    groups = [f"connect_{n}" for n in config["peers"]] + [f"relay_{r}" for r in config["rates"]] + ["setups"]
+    for group in groups:
+        wanted = FIGURES[group.split("_")[0]]
+        for name in wanted:
+            key = f"{group}.{name}"
+            for server in ("floor", "service"):
+                assert summary[server].get(key) is not None, f"{server} lacks {key}"
+            assert key in summary["ratio"], f"no ratio for {key}"
+    assert set(summary["service"]) == set(summary["floor"]) == set(summary["ratio"])
+    # Ratios exist wherever the floor's figure is non-zero.
+    for key, floor in summary["floor"].items():
+        if floor:
+            assert summary["ratio"][key] is not None, key
+
+
+def test_quick_bench_counts_relayed_frames_and_completed_work(quick_run: dict) -> None:
+    summary = quick_run["summary"]
+    for server in ("floor", "service"):
+        for rate in quick_run["config"]["rates"]:
+            ratio = summary[server][f"relay_{rate}.delivered_ratio"]
+            assert 0 < ratio <= 1, (server, rate, ratio)
+        for n in quick_run["config"]["peers"]:
+            assert summary[server][f"connect_{n}.connected"] > 0
+        assert summary[server]["setups.setups_per_s"] > 0
+
+
+def test_quick_bench_writes_a_markdown_table_and_checks_the_targets(quick_run: dict) -> None:
+    table = quick_run["_markdown"]
+    assert "| figure | floor | service | service/floor |" in table
+    assert {t["target"].split(" at ")[0] for t in quick_run["targets"]} >= {
+        "CPU per relayed message", "CPU per call setup", "RSS per connection", "lost messages"}
+    assert quick_run["machine"]["cores"] >= 1
