@@ -73,13 +73,16 @@ class Joined:
 
 @dataclass(frozen=True, slots=True)
 class Relay:
-    """A validated signaling frame from ``sender`` (``to`` None: every other member)."""
+    """A validated signaling frame from ``sender`` (``to`` None: every other member).
+
+    ``data`` is the frame's ``data`` as encoded JSON, forwarded untouched.
+    """
 
     sender: ClientId
     sink: ClientSink = field(repr=False)
     type: str
     to: ClientId | None
-    data: dict[str, Any] = field(repr=False)
+    data: bytes = field(repr=False)
     received_at: float = 0.0
 
 

@@ -12,8 +12,8 @@ from typing import Protocol
 
 
 class ClientSink(Protocol):
-    def send(self, frame: str) -> None:
-        """Queue one encoded JSON text frame for the client."""
+    def send(self, frame: bytes) -> None:
+        """Queue one text frame (UTF-8 encoded JSON) for the client."""
 
     def close(self, code: int, reason: str) -> None:
         """Close the client's connection with a WebSocket close code."""

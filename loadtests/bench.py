@@ -116,7 +116,9 @@ def server_command(kind: str, ping_interval: float) -> list[str]:
     if kind == "service":
         return [sys.executable, "-m", "transport.server", "--port", "0", "--metrics-port", "0",
                 "--ping-interval", str(ping_interval)]
-    return [sys.executable, str(HERE / "floor_relay.py"), "--port", "0", "--ping-interval", str(ping_interval)]
+    # --nodelay: the service sets TCP_NODELAY on every WebSocket, so the floor does too.
+    return [sys.executable, str(HERE / "floor_relay.py"), "--port", "0", "--ping-interval", str(ping_interval),
+            "--nodelay"]
 
 
 @contextmanager

@@ -20,7 +20,7 @@ process-global switch (main() calls it as well; that is harmless).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
@@ -155,6 +155,9 @@ class SignalingMetrics:
             for reason in REJECT_REASONS:
                 self._messages.labels(type_, REJECTED, reason)
         self._frames_in.labels("invalid")
+        # Children for the per-message calls; label sets are few and fixed (see above).
+        self._frames_in_children: dict[str, Any] = {}
+        self._message_children: dict[tuple[str, str, str], Any] = {}
         for code in FRAME_ERROR_CODES:
             self._frame_errors.labels(code)
         for close_code in CLOSE_CODES:
@@ -194,14 +197,21 @@ class SignalingMetrics:
     # -- frames and messages --
 
     def frame_received(self, type_: str) -> None:
-        self._frames_in.labels(type_).inc()
+        # Per-frame hot path: the labelled child is looked up once, then cached.
+        child = self._frames_in_children.get(type_)
+        if child is None:
+            child = self._frames_in_children[type_] = self._frames_in.labels(type_)
+        child.inc()
 
     def frame_error(self, code: str) -> None:
         self._frame_errors.labels(code).inc()
 
     def message(self, type_: str, outcome: str, reason: str = "", count: int = 1) -> None:
-        """``count``: receivers of a delivered broadcast; 1 for held and rejected."""
-        self._messages.labels(type_, outcome, reason).inc(count)
+        key = (type_, outcome, reason)
+        child = self._message_children.get(key)
+        if child is None:
+            child = self._message_children[key] = self._messages.labels(type_, outcome, reason)
+        child.inc(count)
 
     def relay_latency(self, seconds: float) -> None:
         self._relay_latency.observe(seconds)

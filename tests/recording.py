@@ -10,11 +10,11 @@ from typing import Any
 class RecordingSink:
     def __init__(self, name: str = "") -> None:
         self.name = name
-        self.frames: list[str] = []
+        self.frames: list[bytes] = []
         self.closed: tuple[int, str] | None = None
         self._changed = asyncio.Event()
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: bytes) -> None:
         self.frames.append(frame)
         self._changed.set()
 

@@ -8,11 +8,11 @@ Every failure becomes one ``InvalidMessage``/``InvalidRequest`` with a short tex
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from actors.errors import InvalidJson, InvalidMessage, InvalidRequest
@@ -76,33 +76,39 @@ class Signal:
     type: str
     to: ClientId | None
     sender: ClientId | None  # the client's own claim of ``from``: checked by the caller
-    data: dict[str, Any]
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError("number out of range")
-    return value
+    data: bytes  # ``data`` re-encoded as JSON, forwarded as is
 
 
 def loads(text: str | bytes) -> Any:
-    """Strict JSON: no NaN/Infinity, which would be forwarded as invalid JSON to browsers."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    """Strict JSON (orjson): NaN, Infinity, numbers out of double range and lone
+    surrogates are refused, since they cannot be forwarded as JSON a browser parses."""
+    return orjson.loads(text)
 
 
-def parse_signal(text: str) -> Signal:
-    """Decode and validate one text frame. Raises InvalidJson or InvalidMessage."""
+def parse_signal(text: str | bytes) -> Signal:
+    """Decode and validate one text frame. Raises InvalidJson or InvalidMessage.
+
+    Frames are checked by ``fast_check`` first: plain type and length tests that
+    accept exactly what the marshmallow schemas accept (a property test holds them
+    to that). Anything it does not accept goes through the schemas, which are the
+    authority and word the error.
+    """
     try:
         raw = loads(text)
-    except ValueError:
+    except orjson.JSONDecodeError:
         raise InvalidJson() from None
-    except RecursionError:
-        raise InvalidJson("frame is nested too deeply") from None
+    envelope = fast_check(raw)
+    if envelope is None:
+        envelope = schema_check(raw)
+    try:
+        data = orjson.dumps(raw["data"])
+    except TypeError:  # orjson refuses to encode nesting deeper than 254 levels
+        raise InvalidMessage("data is nested too deeply") from None
+    return Signal(raw["type"], envelope[0], envelope[1], data)
+
+
+def schema_check(raw: Any) -> tuple[ClientId | None, ClientId | None]:
+    """The marshmallow schemas: (to, from) of a valid frame, else InvalidMessage."""
     if not isinstance(raw, dict):
         raise InvalidMessage("frame must be a JSON object")
     try:
@@ -113,7 +119,52 @@ def parse_signal(text: str) -> Signal:
         _DATA[envelope["type"]].load(envelope["data"])
     except ValidationError as exc:
         raise InvalidMessage(describe({"data": exc.messages})) from None
-    return Signal(envelope["type"], envelope.get("to"), envelope.get("from_"), raw["data"])
+    return envelope.get("to"), envelope.get("from_")
+
+
+_ENVELOPE_KEYS = frozenset(("type", "to", "from", "data"))
+_ABSENT = object()
+
+
+def fast_check(raw: Any) -> tuple[ClientId | None, ClientId | None] | None:
+    """(to, from) if the frame is certainly valid; None means "ask the schemas".
+
+    The hot path: a relayed frame costs ~50 us in marshmallow and ~2 us here.
+    """
+    if type(raw) is not dict or not raw.keys() <= _ENVELOPE_KEYS:
+        return None
+    kind, data = raw.get("type"), raw.get("data")
+    if type(data) is not dict:
+        return None
+    to, sender = raw.get("to", _ABSENT), raw.get("from", _ABSENT)
+    for value in (to, sender):
+        if value is not _ABSENT and (type(value) is not str or not ID_PATTERN.match(value)):
+            return None
+    if kind == "ice-candidate":
+        ok = _short_str(data.get("candidate", _ABSENT), MAX_CANDIDATE_CHARS) and all(
+            _optional_str(data.get(key), limit) for key, limit in (("sdpMid", 64), ("usernameFragment", 256))
+        ) and _optional_index(data.get("sdpMLineIndex"))
+    elif kind == "offer" or kind == "answer":
+        description = data.get("type")
+        ok = (description == "offer" if kind == "offer" else description in ("answer", "pranswer")) and _short_str(
+            data.get("sdp", _ABSENT), MAX_SDP_CHARS)
+    else:
+        return None
+    if not ok:
+        return None
+    return (None if to is _ABSENT else to), (None if sender is _ABSENT else sender)  # type: ignore[return-value]
+
+
+def _short_str(value: Any, limit: int) -> bool:
+    return type(value) is str and len(value) <= limit
+
+
+def _optional_str(value: Any, limit: int) -> bool:
+    return value is None or _short_str(value, limit)
+
+
+def _optional_index(value: Any) -> bool:
+    return value is None or (type(value) is int and 0 <= value <= 65535)
 
 
 class JoinBodySchema(Schema):
@@ -143,7 +194,7 @@ def parse_join_body(body: bytes, room_in_path: bool) -> dict[str, str]:
         return {}
     try:
         raw = loads(body)
-    except (ValueError, RecursionError):
+    except orjson.JSONDecodeError:
         raise InvalidRequest("body is not valid JSON") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("body must be a JSON object")

@@ -28,9 +28,9 @@ class WebSocketSink:
         self.room_id = room_id
         self.client_id = client_id
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: bytes) -> None:
         try:
-            self._handler.write_message(frame)
+            self._handler.write_message(frame)  # bytes, binary=False: a text frame
         except WebSocketClosedError:
             # The client is already going; its Disconnect is on the way to the room.
             self._metrics.outbound_dropped("connection-closed")

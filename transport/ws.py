@@ -52,7 +52,7 @@ class SignalingSocket(WebSocketHandler):
         self.gone = False  # on_close has run
         self.aborted = False  # the connection ended without a close handshake
         self.ip: str | None = None  # counted against max_connections_per_ip while set
-        self.bucket = TokenBucket(ctx.settings.rate_limit, ctx.settings.rate_burst, time.monotonic())
+        self.bucket = TokenBucket(ctx.settings.rate_limit, ctx.settings.rate_burst, time.perf_counter())
         self.refused_in_a_row = 0
 
     def check_origin(self, origin: str) -> bool:
@@ -103,6 +103,9 @@ class SignalingSocket(WebSocketHandler):
             self.room_id, self.client_id = room_id, client_id
             self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
             self._watch_connection()
+            # Signaling is many small frames each waited for (10 ICE candidates each way):
+            # Nagle's algorithm would hold each one back for the previous one's ACK.
+            self.set_nodelay(True)
             sink = self.sink
             joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, replace))
         except JoinRefused as refused:
@@ -125,7 +128,7 @@ class SignalingSocket(WebSocketHandler):
             return  # closing after a refused join; Tornado may still hand us frames
         received_at = time.perf_counter()
         try:
-            if not self.bucket.take(time.monotonic()):
+            if not self.bucket.take(received_at):
                 self.refused_in_a_row += 1
                 if self.refused_in_a_row >= self.ctx.settings.rate_burst:
                     self.ctx.metrics.frame_error(RateLimited.code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pykka
 import pytest
 from prometheus_client import CollectorRegistry
@@ -73,8 +74,8 @@ async def test_relay_goes_to_the_addressed_member_only_and_never_across_rooms() 
     joined = await h.connect("r1", "a", sinks["a"])
     await h.connect("r1", "b", sinks["b"])
     await h.connect("r2", "c", sinks["c"])
-    joined.room.tell(Relay(ClientId("a"), sinks["a"], "offer", ClientId("b"), sample_data("offer")))
-    joined.room.tell(Relay(ClientId("a"), sinks["a"], "offer", ClientId("c"), sample_data("offer")))
+    joined.room.tell(Relay(ClientId("a"), sinks["a"], "offer", ClientId("b"), orjson.dumps(sample_data("offer"))))
+    joined.room.tell(Relay(ClientId("a"), sinks["a"], "offer", ClientId("c"), orjson.dumps(sample_data("offer"))))
     await h.settle(joined.room)
     assert sinks["b"].decoded()[-1] == {"type": "offer", "from": "a", "data": sample_data("offer")}
     assert sinks["a"].decoded()[-1]["data"]["code"] == "unknown-peer"  # c is in another room
@@ -125,7 +126,7 @@ async def test_a_join_racing_the_last_leave_is_never_lost(join_first: bool) -> N
     room = await h.room("r1")
     assert room is joined_b.room and room.is_alive()
     assert b.types() == ["joined"]
-    joined_b.room.tell(Relay(ClientId("b"), b, "offer", None, sample_data("offer")))
+    joined_b.room.tell(Relay(ClientId("b"), b, "offer", None, orjson.dumps(sample_data("offer"))))
     await h.settle(joined_b.room)
     assert h.sample("signaling_messages_total", type="offer", outcome="rejected", reason="no-recipients") == 1
     await h.close()
@@ -157,7 +158,7 @@ async def test_a_failing_room_closes_its_clients_with_a_retry_code_and_is_rebuil
     assert h.sample("signaling_room_failures_total") == 1
 
     # Another room never notices.
-    healthy.room.tell(Relay(ClientId("x"), other, "offer", ClientId("y"), sample_data("offer")))
+    healthy.room.tell(Relay(ClientId("x"), other, "offer", ClientId("y"), orjson.dumps(sample_data("offer"))))
     await h.settle(healthy.room)
     assert other.closed is None and healthy.room.is_alive()
 

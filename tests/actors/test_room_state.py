@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+import orjson
 import pytest
 
 from actors.errors import ClientIdTaken, RoomFull
@@ -19,7 +18,7 @@ def new_room(**limits: float) -> RoomState:
 
 
 def relay(sender: str, sink: RecordingSink, type_: str = "offer", to: str | None = None, n: int = 0) -> Relay:
-    return Relay(ClientId(sender), sink, type_, ClientId(to) if to else None, sample_data(type_, n))
+    return Relay(ClientId(sender), sink, type_, ClientId(to) if to else None, orjson.dumps(sample_data(type_, n)))
 
 
 def deliver(deliveries: list) -> None:
@@ -59,7 +58,7 @@ def test_addressed_frame_reaches_only_its_target_stamped_with_the_sender() -> No
     result = room.relay(relay("a", a, "offer", to="b"))
     deliver(result.deliveries)
     assert result.outcome == "delivered"
-    assert b.frames == [json.dumps({"type": "offer", "from": "a", "data": sample_data("offer")}, separators=(",", ":"))]
+    assert b.decoded() == [{"type": "offer", "from": "a", "data": sample_data("offer")}]
     assert a.frames == [] and c.frames == []
 
 

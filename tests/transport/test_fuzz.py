@@ -17,46 +17,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import ids, json_values, mutated_frames
 from tests.support import ServerProcess, scaled, server_process
 
 EXAMPLES = int(os.environ.get("SIGNALING_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
-    max_leaves=25,
-)
-ids = st.text(alphabet="abcAZ09_-", min_size=1, max_size=8) | st.text(max_size=70)
-valid_frames = st.fixed_dictionaries(
-    {"type": st.sampled_from(["offer", "answer", "ice-candidate"]), "to": st.just("peer")},
-).map(lambda f: {**f, "data": {"candidate": "c"} if f["type"] == "ice-candidate"
-                 else {"type": f["type"], "sdp": "v=0"}})
-
-
-@st.composite
-def mutated_frames(draw: st.DrawFn) -> dict[str, Any]:
-    frame: dict[str, Any] = dict(draw(valid_frames))
-    for _ in range(draw(st.integers(1, 3))):
-        key = draw(st.sampled_from(["type", "to", "from", "data", "extra", "data.sdp", "data.candidate",
-                                    "data.sdpMLineIndex", "data.type"]))
-        value = draw(json_values | ids)
-        if key.startswith("data.") and isinstance(frame.get("data"), dict):
-            frame["data"] = {**frame["data"], key[5:]: value}
-        elif draw(st.booleans()):
-            frame.pop(key, None)
-        else:
-            frame[key] = value
-    return frame
-
 
 text_frames = st.one_of(
     mutated_frames().map(json.dumps),

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+import orjson
 import pytest
+from hypothesis import given, settings
 
 from actors.errors import InvalidJson, InvalidMessage, InvalidRequest
-from transport.schemas import parse_join_body, parse_signal, parse_ws_query
+from tests.strategies import json_values, mutated_frames, valid_frames
+from transport.schemas import fast_check, parse_join_body, parse_signal, parse_ws_query, schema_check
 
 VALID_FRAMES = [
     ('{"type":"offer","to":"b","data":{"type":"offer","sdp":"v=0"}}', ("offer", "b", None)),
@@ -25,7 +30,7 @@ def test_valid_frames_parse_to_type_to_and_claimed_sender(text: str, expected: t
 
 def test_data_is_forwarded_untouched_including_fields_the_server_does_not_know() -> None:
     signal = parse_signal('{"type":"offer","to":"b","data":{"type":"offer","sdp":"v=0","x":{"y":[1,"2"]}}}')
-    assert signal.data == {"type": "offer", "sdp": "v=0", "x": {"y": [1, "2"]}}
+    assert orjson.loads(signal.data) == {"type": "offer", "sdp": "v=0", "x": {"y": [1, "2"]}}
 
 
 @pytest.mark.parametrize(
@@ -35,7 +40,10 @@ def test_data_is_forwarded_untouched_including_fields_the_server_does_not_know()
         ("{", InvalidJson, ""),
         ('{"type":"offer","data":{"type":"offer","sdp":"x","v":Infinity}}', InvalidJson, ""),
         ('{"type":"offer","data":{"type":"offer","sdp":"x","v":1e999}}', InvalidJson, ""),
-        ("[" * 100_000 + "]" * 100_000, InvalidJson, ""),
+        pytest.param("[" * 100_000 + "]" * 100_000, InvalidMessage, "object", id="deep-list"),
+        pytest.param('{"type":"offer","data":{"type":"offer","sdp":"x","d":' + "[" * 300 + "]" * 300 + "}}",
+                     InvalidMessage, "nested", id="deep-data"),
+        pytest.param('{"type":"ice-candidate","data":{"candidate":"\\udc00"}}', InvalidJson, "", id="lone-surrogate"),
         ('"offer"', InvalidMessage, "object"),
         ('{"data":{}}', InvalidMessage, "type"),
         ('{"type":"OFFER","data":{}}', InvalidMessage, "type"),
@@ -99,3 +107,14 @@ def test_ws_query_accepts_both_spellings_of_clientId_and_an_optional_token() -> 
 def test_invalid_ws_queries(query: dict) -> None:
     with pytest.raises(InvalidRequest):
         parse_ws_query(query)
+
+
+@settings(max_examples=int(os.environ.get("SIGNALING_FUZZ_EXAMPLES", "150")) * 4, deadline=None)
+@given(raw=valid_frames | mutated_frames() | json_values)
+def test_the_fast_path_accepts_exactly_what_the_schemas_accept(raw: object) -> None:
+    try:
+        expected = schema_check(raw)
+    except InvalidMessage:
+        expected = None
+    fast = fast_check(raw)
+    assert fast == expected, (raw, fast, expected)

@@ -86,10 +86,13 @@ async def test_offer_answer_and_ice_are_forwarded_to_the_addressed_peer_with_fro
         ({"type": "offer", "to": "zed", "data": {"type": "offer", "sdp": "x"}}, "unknown-peer"),
         (b"\x00\x01binary", "binary-not-supported"),
         ("x" * (64 * 1024 + 1), "frame-too-large"),
+        ('{"type": "ice-candidate", "to": "b", "data": {"candidate": "\\ud800"}}', "invalid-json"),
+        ('{"type": "offer", "to": "b", "data": {"type": "offer", "sdp": "x", "deep": ' + "[" * 300 + "]" * 300 + "}}",
+         "invalid-message"),
     ],
     ids=["bad-json", "nan", "not-object", "bad-type", "no-data", "sdp-type-mismatch", "sdp-not-string",
          "no-candidate", "candidate-too-long", "unknown-envelope-field", "bad-to", "spoofed-from",
-         "unknown-peer", "binary", "oversized"],
+         "unknown-peer", "binary", "oversized", "lone-surrogate", "deep-data"],
 )
 async def test_bad_frames_get_an_error_frame_and_the_connection_stays_usable(frame: object, code: str) -> None:
     async with running_server() as server:
