@@ -29,7 +29,7 @@ class JsonHandler(RequestHandler):
 
     def prepare(self) -> None:
         origin = self.request.headers.get("Origin")
-        allowed = self.ctx.settings.origins()
+        allowed = self.ctx.settings.origins
         if origin and ("*" in allowed or origin.rstrip("/").lower() in allowed):
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Vary", "Origin")

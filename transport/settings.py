@@ -8,6 +8,7 @@ with one line naming the setting.
 from __future__ import annotations
 
 import argparse
+import functools
 import dataclasses
 import json
 import os
@@ -103,6 +104,7 @@ class Settings:
             raise SettingsError('ice_servers must be a JSON list of objects with "urls"')
         return servers
 
+    @functools.cached_property
     def origins(self) -> frozenset[str]:
         return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
 

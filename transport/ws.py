@@ -21,6 +21,7 @@ from actors.errors import (
     CLOSE_POLICY,
     CLOSE_ROOM_FAILED,
     BinaryFrame,
+    ClientIdTaken,
     FrameError,
     FrameTooLarge,
     FromMismatch,
@@ -57,7 +58,7 @@ class SignalingSocket(WebSocketHandler):
 
     def check_origin(self, origin: str) -> bool:
         # Only browsers send Origin; native clients (aiortc, apps) have none and never get here.
-        allowed = self.ctx.settings.origins()
+        allowed = self.ctx.settings.origins
         if "*" in allowed:
             return True
         if not allowed:
@@ -88,18 +89,10 @@ class SignalingSocket(WebSocketHandler):
                 raise TooManyRequests()
             self.ip = ip
             room_id, client_id, token = parse_ws_query(self.request.query_arguments)
-            replace = False  # only a proven client may take over its own connection
             if settings.token_mode:
                 if token is None:
                     raise Unauthorized("token required")
                 self.ctx.tokens.verify(token, room_id, client_id)
-                replace = True
-            elif token is not None:
-                # Open mode admits anyone, so a token only proves identity for a takeover.
-                # Tokens are signed with a per-process key here: after a restart or on
-                # another backend they no longer verify, and the client is simply
-                # admitted without takeover rights rather than refused.
-                replace = self.ctx.tokens.valid(token, room_id, client_id)
             self.room_id, self.client_id = room_id, client_id
             self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
             self._watch_connection()
@@ -107,7 +100,18 @@ class SignalingSocket(WebSocketHandler):
             # Nagle's algorithm would hold each one back for the previous one's ACK.
             self.set_nodelay(True)
             sink = self.sink
-            joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, replace))
+            # Only a client that proved its identity may take over its own connection.
+            replace = settings.token_mode
+            try:
+                joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, replace))
+            except ClientIdTaken:
+                # Open mode admits anyone, so there a token matters only for a takeover,
+                # and is checked only then. Open-mode tokens are signed with a
+                # per-process key: after a restart or on another backend they no longer
+                # verify, and the client is treated as one without a token.
+                if replace or token is None or not self.ctx.tokens.valid(token, room_id, client_id):
+                    raise
+                joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, True))
         except JoinRefused as refused:
             self.ctx.metrics.join("ws", refused.code)
             self._close(refused.close_code, f"{refused.code}: {refused.detail}")

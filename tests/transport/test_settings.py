@@ -39,4 +39,4 @@ def test_bad_values_raise_one_line_naming_the_setting(argv: list[str], env: dict
 
 
 def test_origins_are_normalised() -> None:
-    assert Settings(allowed_origins="https://a.test/, https://b.test").origins() == {"https://a.test", "https://b.test"}
+    assert Settings(allowed_origins="https://a.test/, https://b.test").origins == {"https://a.test", "https://b.test"}
