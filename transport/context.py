@@ -10,6 +10,7 @@ import pykka
 
 from tornado.httputil import HTTPServerRequest
 
+from actors.errors import ShuttingDown
 from actors.runtime import LoopFuture
 from metrics.signaling import SignalingMetrics
 from transport.limits import KeyedBuckets
@@ -72,7 +73,10 @@ class ServiceContext:
     async def ask_hub(self, make_message: Any) -> Any:
         """Tell the Hub a message carrying a reply future and await the reply on the loop."""
         reply = LoopFuture()
-        self.hub.tell(make_message(reply))
+        try:
+            self.hub.tell(make_message(reply))
+        except pykka.ActorDeadError:
+            raise ShuttingDown() from None  # the Hub stops last, during shutdown
 
         async def wait() -> Any:
             return await reply
