@@ -75,6 +75,7 @@ class Room(LoopActor):
                     self.offers = {pair: t for pair, t in self.offers.items() if client_id not in pair}
                     if client_id in self.state.members:
                         logger.info("peer dropped; holding its seat", extra={"room": self.room_id, "client": client_id})
+                        self.metrics.abnormal_disconnect()
                         self.tell_later(self.state.limits.reconnect_grace, ExpireStubs())
                     else:
                         logger.info("peer disconnected", extra={"room": self.room_id, "client": client_id})
@@ -121,9 +122,15 @@ class Room(LoopActor):
         message.reply.set(result)
 
     def _connect(self, message: Connect) -> Joined:
+        seat = self.state.members.get(message.client_id)
+        resumed = seat is not None and seat.sink is None and seat.announced
         peers, deliveries, replaced = self.state.connect(message.client_id, message.sink, message.replace)
+        if resumed:
+            self.metrics.held_seat_ended("resumed")
+        if replaced is not None:
+            self.metrics.connection_replaced()
         self.peak_members = max(self.peak_members, len(peers) + 1)
-        logger.info("peer %s", "reconnected" if replaced else "connected",
+        logger.info("peer %s", "reconnected" if replaced or resumed else "connected",
                     extra={"room": self.room_id, "client": message.client_id})
         if replaced is not None:
             replaced.close(CLOSE_REPLACED, "replaced: a newer connection of this client took over")
@@ -161,7 +168,10 @@ class Room(LoopActor):
                 self.metrics.call_setup(time.perf_counter() - offered)
 
     def _expire(self) -> None:
+        held_seats = {m.client_id for m in self.state.members.values() if m.sink is None and m.announced}
         expired, dropped, left = self.state.expire(time.monotonic())
+        for _ in held_seats.intersection(expired):
+            self.metrics.held_seat_ended("expired")
         self._deliver(left)
         if expired:
             logger.info("seats expired without a socket: %s (%d held frames dropped)", ",".join(expired), dropped,

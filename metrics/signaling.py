@@ -48,6 +48,8 @@ FRAME_ERROR_CODES = (
 # replaced, room failed. (1009, a frame over the hard cap, is Tornado's and not counted.)
 CLOSE_CODES = (1001, 1008, 1013, 4400, 4401, 4403, 4409, 4410, 4429, 4500, 4503)
 OUTBOUND_DROP_REASONS = ("connection-closed", "slow-reader")
+# How a dropped client's seat ended: it came back in time, or its grace ran out.
+SEAT_OUTCOMES = ("resumed", "expired")
 
 # Relaying is a dict lookup and a buffered write on one loop: well under a millisecond
 # when healthy, so the buckets are fine at the bottom and reach 1 s for a stalled loop.
@@ -122,6 +124,18 @@ class SignalingMetrics:
         self._slow_readers = add(Counter(
             "signaling_slow_reader_disconnects_total",
             "Clients closed (1013) because their outbound buffer filled up", registry=None))
+        self._drops = add(Counter(
+            "signaling_abnormal_disconnects_total",
+            "Clients whose connection ended without a close handshake (network loss, ping timeout); "
+            "their seat is held for the reconnect grace", registry=None))
+        self._seats = add(Counter(
+            "signaling_held_seats_total",
+            "How held seats ended: resumed (the client came back in time) or expired (peer-left sent)",
+            ["outcome"], registry=None))
+        self._replaced = add(Counter(
+            "signaling_replaced_connections_total",
+            "Connections taken over (4410) by a newer connection of the same client with a valid token",
+            registry=None))
         self._held_expired = add(Counter(
             "signaling_held_expired_total",
             "Held frames dropped because their receiver's seat expired before its WebSocket came", registry=None))
@@ -162,6 +176,8 @@ class SignalingMetrics:
             self._frame_errors.labels(code)
         for close_code in CLOSE_CODES:
             self._closes.labels(str(close_code))
+        for outcome in SEAT_OUTCOMES:
+            self._seats.labels(outcome)
         for reason in OUTBOUND_DROP_REASONS:
             self._outbound_dropped.labels(reason)
 
@@ -218,6 +234,15 @@ class SignalingMetrics:
 
     def call_setup(self, seconds: float) -> None:
         self._call_setup.observe(seconds)
+
+    def abnormal_disconnect(self) -> None:
+        self._drops.inc()
+
+    def held_seat_ended(self, outcome: str) -> None:
+        self._seats.labels(outcome).inc()
+
+    def connection_replaced(self) -> None:
+        self._replaced.inc()
 
     def held_expired(self, count: int) -> None:
         if count:

@@ -34,3 +34,16 @@ def test_every_error_code_is_in_the_protocol_doc(error: type[errors.SignalingErr
                                         | {c.close_code for c in _error_classes() if hasattr(c, "close_code")}))
 def test_every_close_code_is_in_the_protocol_doc(code: int) -> None:
     assert f"| {code} |" in (DOCS / "protocol.md").read_text()
+
+
+def test_every_exported_metric_is_in_the_observability_guide() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from metrics.signaling import SignalingMetrics
+
+    registry = CollectorRegistry()
+    SignalingMetrics(registry)
+    text = (DOCS / "observability.md").read_text()
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "_info" if family.type == "info" else "")
+        assert f"`{name}`" in text, name

@@ -280,6 +280,9 @@ async def test_a_client_that_drops_and_returns_within_the_grace_gets_its_held_fr
         assert (await b.recv_type("ice-candidate"))["data"] == sample_data("ice-candidate", 1)
         b.signal("answer", to="a")
         assert (await a.recv())["type"] == "answer"  # no peer-left / peer-joined in between
+        sample = server.metrics.registry.get_sample_value
+        assert sample("signaling_abnormal_disconnects_total") == 1
+        assert sample("signaling_held_seats_total", {"outcome": "resumed"}) == 1
         a.close()
         b.close()
 
@@ -291,6 +294,7 @@ async def test_a_dropped_client_that_does_not_return_is_announced_as_left_after_
         await a.recv_type("peer-joined")
         writer.transport.abort()
         assert await a.recv() == {"type": "peer-left", "data": {"clientId": "b"}}
+        assert server.metrics.registry.get_sample_value("signaling_held_seats_total", {"outcome": "expired"}) == 1
         a.close()
 
 
@@ -304,6 +308,7 @@ async def test_a_client_with_a_valid_token_replaces_its_own_open_connection_with
         assert peers == ["a"]
         code, reason = await old.closed()
         assert code == 4410 and reason.startswith("replaced")
+        assert server.metrics.registry.get_sample_value("signaling_replaced_connections_total") == 1
         a.signal("offer", to="b")
         assert (await new.recv())["type"] == "offer"
         new.signal("answer", to="a")
