@@ -45,13 +45,13 @@ class Hub(LoopActor):
     def __init__(
         self,
         metrics: SignalingMetrics,
-        limits: RoomLimits = RoomLimits(),
+        limits: RoomLimits | None = None,
         max_rooms: int = 10_000,
         room_class: type[Room] = Room,
     ) -> None:
         super().__init__()
         self.metrics = metrics
-        self.limits = limits
+        self.limits = limits if limits is not None else RoomLimits()
         self.max_rooms = max_rooms
         self.room_class = room_class
         # Our own directory: Pykka's ActorRegistry is a global list with O(n) lookups.

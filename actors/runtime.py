@@ -190,10 +190,6 @@ class LoopActor(pykka.Actor):
         # callback is queued before any drain a later tell() can schedule.
         self._loop.call_soon(self._setup)
 
-    @property
-    def mailbox_depth(self) -> int:
-        return len(self.actor_inbox)
-
     def tell_later(self, delay: float, message: Any) -> None:
         """Tell this actor ``message`` after ``delay`` seconds (timers, expiries)."""
 

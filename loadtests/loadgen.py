@@ -47,7 +47,7 @@ CANDIDATES = 10
 
 
 def sdp(size: int, tag: str = "offer") -> str:
-    head = f"v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+    head = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
     line = f"a=x-{tag}:{'0123456789abcdef' * 4}\r\n"
     return head + line * max(0, (size - len(head)) // len(line))
 

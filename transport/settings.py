@@ -39,8 +39,9 @@ class Settings:
     ice_servers: str = field(default="[]", metadata=_doc("JSON list of RTCIceServer dicts handed to clients"))
     web_root: str = field(default="", metadata=_doc("directory of a browser client to serve at / (e.g. web); "
                                                      "empty: serve none"))
-    allowed_origins: str = field(default="", metadata=_doc("comma-separated browser origins allowed ('*': any); "
-                                                          "default: same origin only; clients without Origin are accepted"))
+    allowed_origins: str = field(default="", metadata=_doc(
+        "comma-separated browser origins allowed ('*': any); default: same origin only; clients without Origin "
+        "are accepted"))
     max_frame_bytes: int = field(default=64 * 1024, metadata=_doc("largest accepted WebSocket frame"))
     max_members: int = field(default=16, metadata=_doc("members per room, connected plus REST stubs"))
     max_rooms: int = field(default=10_000, metadata=_doc("live rooms per process"))

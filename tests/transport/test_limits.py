@@ -88,7 +88,7 @@ async def test_a_client_that_never_reads_is_closed_with_1013_and_server_memory_s
         rss_before = rss_kb(proc.proc.pid)
         mute = socket.create_connection(("127.0.0.1", proc.port))
         mute.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        mute.sendall(f"GET /ws?roomId=slow&clientId=mute HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        mute.sendall("GET /ws?roomId=slow&clientId=mute HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n".encode())
         try:

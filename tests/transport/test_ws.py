@@ -9,7 +9,7 @@ import time
 import jwt
 import pytest
 
-from tests.support import Client, Closed, connect, http, join, running_server, sample_data, scaled, ws_url
+from tests.support import Client, connect, http, join, running_server, sample_data, scaled, ws_url
 
 SECRET = "s" * 40
 
