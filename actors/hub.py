@@ -57,7 +57,7 @@ class Hub(LoopActor):
         # Our own directory: Pykka's ActorRegistry is a global list with O(n) lookups.
         self.rooms: dict[RoomId, _Entry] = {}
         self.shutting_down = False
-        metrics.watch_mailboxes(self.deepest_mailbox)
+        metrics.watch_mailboxes(self.deepest_mailbox, lambda: len(self.actor_inbox))
 
     def deepest_mailbox(self) -> int:
         # Called at scrape time on the loop thread; reads sizes only, never the messages.

@@ -156,6 +156,9 @@ class SignalingMetrics:
         self._mailbox = add(Gauge(
             "signaling_room_mailbox_max_depth", "Messages waiting in the fullest room mailbox, at scrape time",
             registry=None))
+        self._hub_mailbox = add(Gauge(
+            "signaling_hub_mailbox_depth", "Messages waiting in the Hub's mailbox (every join passes it), at scrape time",
+            registry=None))
         self._build = add(Info("signaling_build", "Version of the signaling service", registry=None))
         self._build.info({"version": version})
 
@@ -256,6 +259,7 @@ class SignalingMetrics:
     def slow_reader_disconnected(self) -> None:
         self._slow_readers.inc()
 
-    def watch_mailboxes(self, deepest: Callable[[], int]) -> None:
-        """``deepest`` is called at scrape time, on the loop thread that serves /metrics."""
+    def watch_mailboxes(self, deepest: Callable[[], int], hub: Callable[[], int]) -> None:
+        """Both are called at scrape time, on the loop thread that serves /metrics."""
         self._mailbox.set_function(deepest)
+        self._hub_mailbox.set_function(hub)

@@ -100,12 +100,13 @@ def test_each_intent_method_moves_exactly_its_own_series(
         assert changed[k] == pytest.approx(delta)
 
 
-def test_the_deepest_mailbox_is_read_from_the_watched_function_at_scrape_time(metrics: SignalingMetrics) -> None:
-    depth = [0]
-    metrics.watch_mailboxes(lambda: depth[0])
+def test_mailbox_depths_are_read_from_the_watched_functions_at_scrape_time(metrics: SignalingMetrics) -> None:
+    depth, hub = [0], [0]
+    metrics.watch_mailboxes(lambda: depth[0], lambda: hub[0])
     assert metrics.registry.get_sample_value("signaling_room_mailbox_max_depth") == 0
-    depth[0] = 42
+    depth[0], hub[0] = 42, 7
     assert metrics.registry.get_sample_value("signaling_room_mailbox_max_depth") == 42
+    assert metrics.registry.get_sample_value("signaling_hub_mailbox_depth") == 7
 
 
 def test_build_info_carries_the_version(metrics: SignalingMetrics) -> None:
