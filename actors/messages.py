@@ -29,21 +29,23 @@ class Reserve:
     room_id: RoomId
     client_id: ClientId
     reply: LoopFuture = field(repr=False)
+    proof: int | None = None  # ``exp`` of the token issued with it
 
 
 @dataclass(frozen=True, slots=True)
 class Connect:
     """A WebSocket arrived for ``client_id``; reply is ``Joined`` or a JoinRefused.
 
-    ``replace``: the client proved its identity with a token, so it may take over its
-    own connection that is still open (a reconnect the server has not noticed yet).
+    ``proof``: the ``exp`` of the valid token the client showed, if any; it decides
+    whether it may claim a reserved seat or take over its own open connection
+    (see RoomState.connect).
     """
 
     room_id: RoomId
     client_id: ClientId
     sink: ClientSink = field(repr=False)
     reply: LoopFuture = field(repr=False)
-    replace: bool = False
+    proof: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

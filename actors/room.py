@@ -124,7 +124,7 @@ class Room(LoopActor):
     def _connect(self, message: Connect) -> Joined:
         seat = self.state.members.get(message.client_id)
         resumed = seat is not None and seat.sink is None and seat.announced
-        peers, deliveries, replaced = self.state.connect(message.client_id, message.sink, message.replace)
+        peers, deliveries, replaced = self.state.connect(message.client_id, message.sink, message.proof)
         if resumed:
             self.metrics.held_seat_ended("resumed")
         if replaced is not None:
@@ -138,14 +138,20 @@ class Room(LoopActor):
         return Joined(self.actor_ref, tuple(peers))
 
     def _reserve(self, message: Reserve) -> None:
-        self.state.reserve(message.client_id, time.monotonic())
+        self.state.reserve(message.client_id, time.monotonic(), message.proof)
         self.tell_later(self.state.limits.stub_ttl, ExpireStubs())
 
     def _relay(self, message: Relay) -> None:
         result = self.state.relay(message)
         self._deliver(result.deliveries)
-        count = len(result.deliveries) if result.outcome == "delivered" else 1
-        self.metrics.message(message.type, result.outcome, result.reason, count)
+        if result.deliveries and result.outcome == "delivered":
+            self.metrics.message(message.type, "delivered", "", len(result.deliveries))
+        if result.held:
+            self.metrics.message(message.type, "held", "", result.held)
+        if result.overflow:
+            self.metrics.message(message.type, "rejected", "peer-queue-full", result.overflow)
+        if result.outcome == "rejected":
+            self.metrics.message(message.type, "rejected", result.reason)
         if result.outcome == "delivered" and message.received_at:
             self.metrics.relay_latency(time.perf_counter() - message.received_at)
             if message.to is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from actors.errors import ClientIdTaken, FrameError, PeerQueueFull, RoomFull, UnknownPeer
+from actors.errors import ClientIdTaken, FrameError, PeerQueueFull, RoomFull, Unauthorized, UnknownPeer
 from actors.ids import ClientId, RoomId
 from actors.messages import Relay
 from actors.sink import ClientSink
@@ -24,7 +24,8 @@ from actors.sink import ClientSink
 class RoomLimits:
     max_members: int = 16  # connected clients plus REST stubs
     stub_ttl: float = 30.0  # seconds a REST stub waits for its WebSocket
-    max_held: int = 64  # frames held for one stub
+    max_held: int = 64  # frames held for one seat without a socket
+    max_held_bytes: int = 128 * 1024  # and their bytes: a real call's held frames are ~20 KB
     reconnect_grace: float = 10.0  # seconds a dropped member keeps its seat before peer-left
 
 
@@ -36,7 +37,11 @@ class Member:
     sink: ClientSink | None
     expires_at: float = math.inf
     held: deque[bytes] = field(default_factory=deque)
+    held_bytes: int = 0
     announced: bool = False  # the others were sent peer-joined for it
+    # ``exp`` of the token that established the seat (None: joined without one). A seat
+    # with a proof is only claimed or taken over with a token at least as new.
+    proof: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +52,18 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class RelayResult:
-    """What became of one relayed frame: ``outcome`` is delivered, held or rejected."""
+    """What became of one relayed frame: ``outcome`` is delivered, held or rejected.
+
+    ``held`` copies were kept for seats without a socket (a broadcast keeps one for
+    each member within its reconnect grace); ``overflow`` copies were refused because
+    such a seat's queue was full.
+    """
 
     deliveries: list[Delivery]
     outcome: str
     reason: str = ""
+    held: int = 0
+    overflow: int = 0
 
 
 def encode(frame: dict[str, Any]) -> bytes:
@@ -82,31 +94,44 @@ class RoomState:
     def connected(self) -> list[Member]:
         return [m for m in self.members.values() if m.sink is not None]
 
-    def reserve(self, client_id: ClientId, now: float) -> None:
-        """REST join: hold the id for ``stub_ttl`` seconds. Raises JoinRefused."""
+    def reserve(self, client_id: ClientId, now: float, proof: int | None = None) -> None:
+        """REST join: hold the id for ``stub_ttl`` seconds for the holder of the token
+        that expires at ``proof``. Raises JoinRefused."""
         self._admit(client_id)
-        self.members[client_id] = Member(client_id, None, now + self.limits.stub_ttl)
+        self.members[client_id] = Member(client_id, None, now + self.limits.stub_ttl, proof=proof)
 
     def connect(
-        self, client_id: ClientId, sink: ClientSink, replace: bool = False
+        self, client_id: ClientId, sink: ClientSink, proof: int | None = None
     ) -> tuple[list[ClientId], list[Delivery], ClientSink | None]:
         """A WebSocket arrived: returns the other connected peers, the frames to send,
         and the connection it replaced (to close) if any.
 
+        ``proof`` is the expiry of the token the client showed, if any. A seat reserved
+        by REST, or held for a dropped client that had shown a token, is claimed only
+        with a token at least as new; a connected client is replaced only so (a
+        reconnect the server has not noticed yet). Without a token a connected id is
+        refused, so nobody can kick a peer.
+
         The newcomer gets ``joined`` then, in order, whatever was held for it. The
         others get ``peer-joined`` only for a member they have not seen yet: a client
-        coming back within its grace, or replacing its own connection (``replace``,
-        allowed only with a valid token), causes no presence churn.
+        coming back within its grace, or replacing its own connection, causes no
+        presence churn.
         """
         member = self.members.get(client_id)
         replaced = None
         if member is None:
             self._admit(client_id)
-            member = self.members[client_id] = Member(client_id, None)
-        elif member.sink is not None:
-            if not replace:
-                raise ClientIdTaken()
-            replaced = member.sink
+            member = self.members[client_id] = Member(client_id, None, proof=proof)
+        else:
+            proven = proof is not None and (member.proof is None or proof >= member.proof)
+            if member.sink is not None:
+                if not proven or member.proof is None:
+                    raise ClientIdTaken()
+                replaced = member.sink
+            elif member.proof is not None and not proven:
+                raise Unauthorized("this clientId is reserved: connect with its token")
+            if proof is not None and (member.proof is None or proof > member.proof):
+                member.proof = proof
         others = [m for m in self.connected() if m is not member]
         peers = [m.client_id for m in others]
         member.sink = sink
@@ -115,6 +140,7 @@ class RoomState:
         out = [Delivery(sink, encode({"type": "joined", "data": joined}))]
         out.extend(Delivery(sink, frame) for frame in member.held)
         member.held.clear()
+        member.held_bytes = 0
         if not member.announced:
             member.announced = True
             peer_joined = encode({"type": "peer-joined", "data": {"clientId": client_id}})
@@ -146,17 +172,40 @@ class RoomState:
             return RelayResult([], "rejected", "stale-sender")
         frame = signal_frame(msg.type, msg.sender, msg.data)
         if msg.to is None:
-            out = [Delivery(m.sink, frame) for m in self.connected() if m is not sender and m.sink is not None]
-            return RelayResult(out, "delivered" if out else "rejected", "" if out else "no-recipients")
+            return self._broadcast(sender, frame)
         target = self.members.get(msg.to)
         if target is None or target is sender:
             return self._reject(msg.sink, UnknownPeer(f"no other member {msg.to!r} in this room"))
         if target.sink is not None:
             return RelayResult([Delivery(target.sink, frame)], "delivered")
-        if len(target.held) >= self.limits.max_held:
+        if not self._hold(target, frame):
             return self._reject(msg.sink, PeerQueueFull())
-        target.held.append(frame)
-        return RelayResult([], "held")
+        return RelayResult([], "held", held=1)
+
+    def _broadcast(self, sender: Member, frame: bytes) -> RelayResult:
+        out: list[Delivery] = []
+        held = overflow = 0
+        for member in self.members.values():
+            if member is sender:
+                continue
+            if member.sink is not None:
+                out.append(Delivery(member.sink, frame))
+            elif member.announced:  # within its reconnect grace: it will want this
+                if self._hold(member, frame):
+                    held += 1
+                else:
+                    overflow += 1
+        if out or held:
+            return RelayResult(out, "delivered" if out else "held", held=held, overflow=overflow)
+        return RelayResult([], "rejected", "peer-queue-full" if overflow else "no-recipients")
+
+    def _hold(self, member: Member, frame: bytes) -> bool:
+        """Keep ``frame`` for a seat without a socket, within its count and byte caps."""
+        if len(member.held) >= self.limits.max_held or member.held_bytes + len(frame) > self.limits.max_held_bytes:
+            return False
+        member.held.append(frame)
+        member.held_bytes += len(frame)
+        return True
 
     def expire(self, now: float) -> tuple[list[ClientId], int, list[Delivery]]:
         """Drop stubs and dropped members past their time: returns their ids, how many

@@ -67,7 +67,8 @@ class JoinHandler(JsonHandler):
             body = parse_join_body(self.request.body, room_in_path=path_room_id is not None)
             room_id = RoomId(path_room_id or body.get("roomId") or new_room_id())
             client_id = ClientId(body.get("clientId") or new_client_id())
-            await ctx.ask_hub(lambda reply: Reserve(room_id, client_id, reply))
+            exp = ctx.tokens.expiry()  # the stub is claimed only with the token made below
+            await ctx.ask_hub(lambda reply: Reserve(room_id, client_id, reply, exp))
         except JoinRefused as refused:
             ctx.metrics.join("rest", refused.code)
             self.fail(refused)
@@ -80,7 +81,7 @@ class JoinHandler(JsonHandler):
         self.write_json({
             "roomId": room_id,
             "clientId": client_id,
-            "token": ctx.tokens.mint(room_id, client_id),
+            "token": ctx.tokens.mint(room_id, client_id, exp),
             "iceServers": ctx.settings.ice_server_list(),
         })
 

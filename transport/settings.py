@@ -47,6 +47,7 @@ class Settings:
     max_rooms: int = field(default=10_000, metadata=_doc("live rooms per process"))
     stub_ttl: float = field(default=30.0, metadata=_doc("seconds a REST join waits for its WebSocket"))
     max_held: int = field(default=64, metadata=_doc("frames held for a client whose WebSocket has not arrived"))
+    max_held_bytes: int = field(default=128 * 1024, metadata=_doc("bytes of frames held for one such client"))
     reconnect_grace: float = field(default=10.0, metadata=_doc("seconds a client that dropped without a close "
                                                                "handshake keeps its seat before peer-left"))
     rate_limit: float = field(default=20.0, metadata=_doc("frames per second a connection may send, sustained"))
@@ -72,7 +73,7 @@ class Settings:
         for name in ("port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SettingsError(f"{name} must be 0-65535")
-        for name in ("max_frame_bytes", "max_members", "max_rooms", "max_held", "max_outbound_bytes", "backlog",
+        for name in ("max_frame_bytes", "max_members", "max_rooms", "max_held", "max_outbound_bytes", "backlog", "max_held_bytes",
                      "rate_burst", "max_connections_per_ip", "join_burst_per_ip"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
@@ -107,11 +108,11 @@ class Settings:
 
     @functools.cached_property
     def origins(self) -> frozenset[str]:
-        return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
+        return frozenset(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
 
     def room_limits(self) -> RoomLimits:
         return RoomLimits(max_members=self.max_members, stub_ttl=self.stub_ttl, max_held=self.max_held,
-                          reconnect_grace=self.reconnect_grace)
+                          max_held_bytes=self.max_held_bytes, reconnect_grace=self.reconnect_grace)
 
 
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

@@ -38,21 +38,26 @@ class TokenIssuer:
         self._key = (secret or secrets.token_urlsafe(32)).encode()
         self._ttl = ttl
 
-    def mint(self, room_id: RoomId, client_id: ClientId) -> str:
-        claims = {"room": room_id, "sub": client_id, "exp": int(time.time() + self._ttl)}
+    def expiry(self) -> int:
+        """``exp`` for a token minted now."""
+        return int(time.time() + self._ttl)
+
+    def mint(self, room_id: RoomId, client_id: ClientId, exp: int) -> str:
+        claims = {"room": room_id, "sub": client_id, "exp": exp}
         signing_input = _HEADER + b"." + _b64(orjson.dumps(claims))
         signature = hmac.new(self._key, signing_input, hashlib.sha256).digest()
         return (signing_input + b"." + _b64(signature)).decode()
 
-    def valid(self, token: str, room_id: RoomId, client_id: ClientId) -> bool:
+    def proof(self, token: str, room_id: RoomId, client_id: ClientId) -> int | None:
+        """The token's ``exp`` if it is valid for this room and client, else None."""
         try:
-            self.verify(token, room_id, client_id)
+            return self.verify(token, room_id, client_id)
         except (Unauthorized, Forbidden):
-            return False
-        return True
+            return None
 
-    def verify(self, token: str, room_id: RoomId, client_id: ClientId) -> None:
-        """Raise Unauthorized for a bad, tampered or expired token, Forbidden for another room/client."""
+    def verify(self, token: str, room_id: RoomId, client_id: ClientId) -> int:
+        """The token's ``exp``. Raises Unauthorized for a bad, tampered or expired token,
+        Forbidden for another room or client."""
         try:
             claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], options={"require": ["exp", "room", "sub"]})
         except jwt.ExpiredSignatureError:
@@ -61,3 +66,4 @@ class TokenIssuer:
             raise Unauthorized("invalid token") from None
         if claims["room"] != room_id or claims["sub"] != client_id:
             raise Forbidden("token is for another room or client")
+        return int(claims["exp"])

@@ -9,6 +9,7 @@ straight into the connection's stream buffer. That buffer is capped
 from __future__ import annotations
 
 import logging
+from asyncio import Future
 
 from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
@@ -30,7 +31,7 @@ class WebSocketSink:
 
     def send(self, frame: bytes) -> None:
         try:
-            self._handler.write_message(frame)  # bytes, binary=False: a text frame
+            written = self._handler.write_message(frame)  # bytes, binary=False: a text frame
         except WebSocketClosedError:
             # The client is already going; its Disconnect is on the way to the room.
             self._metrics.outbound_dropped("connection-closed")
@@ -38,16 +39,29 @@ class WebSocketSink:
             self._metrics.outbound_dropped("slow-reader")
             self._metrics.slow_reader_disconnected()
             logger.warning("slow reader: closing", extra={"room": self.room_id, "client": self.client_id})
-            conn = self._handler.ws_connection
-            if conn is not None:
-                # Let the close frame through; Tornado aborts the stream if the client
-                # never answers it, so the buffer stays bounded.
-                conn.stream.max_write_buffer_size = None
             self.close(CLOSE_TRY_AGAIN, "slow reader: outbound queue full")
+        else:
+            # A frame still buffered when the connection dies fails its future later:
+            # count it, and retrieve the error so asyncio does not log it as a traceback.
+            written.add_done_callback(self._written)
+
+    def _written(self, future: Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._metrics.outbound_dropped("connection-closed")
 
     def close(self, code: int, reason: str) -> None:
+        """Close the connection; never raises, since a Room calls it."""
         conn = self._handler.ws_connection
         if conn is None or conn.is_closing():
             return
         self._metrics.closed(code)
-        self._handler.close(code, reason)
+        # The close frame must get through even when the outbound buffer is full (a slow
+        # reader being replaced, say); Tornado aborts the stream if the client never
+        # answers, so this cannot grow without bound.
+        conn.stream.max_write_buffer_size = None
+        try:
+            self._handler.close(code, reason)
+        except Exception:  # a broken stream: nothing left to close cleanly
+            logger.warning("closing a connection failed", exc_info=True,
+                           extra={"room": self.room_id, "client": self.client_id})
+            conn.stream.close()

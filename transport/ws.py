@@ -89,10 +89,11 @@ class SignalingSocket(WebSocketHandler):
                 raise TooManyRequests()
             self.ip = ip
             room_id, client_id, token = parse_ws_query(self.request.query_arguments)
+            proof = None
             if settings.token_mode:
                 if token is None:
                     raise Unauthorized("token required")
-                self.ctx.tokens.verify(token, room_id, client_id)
+                proof = self.ctx.tokens.verify(token, room_id, client_id)
             self.room_id, self.client_id = room_id, client_id
             self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
             self._watch_connection()
@@ -100,25 +101,36 @@ class SignalingSocket(WebSocketHandler):
             # Nagle's algorithm would hold each one back for the previous one's ACK.
             self.set_nodelay(True)
             sink = self.sink
-            # Only a client that proved its identity may take over its own connection.
-            replace = settings.token_mode
             try:
-                joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, replace))
-            except ClientIdTaken:
-                # Open mode admits anyone, so there a token matters only for a takeover,
-                # and is checked only then. Open-mode tokens are signed with a
-                # per-process key: after a restart or on another backend they no longer
-                # verify, and the client is treated as one without a token.
-                if replace or token is None or not self.ctx.tokens.valid(token, room_id, client_id):
+                joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
+            except (ClientIdTaken, Unauthorized):
+                # Open mode admits anyone, so there a token matters only for a reserved
+                # seat or a takeover, and is checked only then. Open-mode tokens are
+                # signed with a per-process key: after a restart or on another backend
+                # they no longer verify, and the client counts as one without a token.
+                if proof is not None or token is None:
                     raise
-                joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, True))
+                proof = self.ctx.tokens.proof(token, room_id, client_id)
+                if proof is None:
+                    raise
+                joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
         except JoinRefused as refused:
             self.ctx.metrics.join("ws", refused.code)
             self._close(refused.close_code, f"{refused.code}: {refused.detail}")
             return
         except TimeoutError:
+            # The Connect may still be handled later: undo it, in order, through the Hub.
+            if self.room_id is not None and self.client_id is not None and self.sink is not None:
+                self.ctx.hub.tell(Disconnect(self.room_id, self.client_id, self.sink))
             self.ctx.metrics.join("ws", RoomUnavailable.code)
             self._close(RoomUnavailable.close_code, "room did not answer; retry")
+            return
+        except Exception:
+            # A bug: Tornado would abort the stream without on_close (leaking the
+            # per-IP count); close it ourselves so on_close runs and cleans up.
+            logger.exception("join failed", extra={"room": self.room_id, "client": self.client_id})
+            self.ctx.metrics.join("ws", RoomUnavailable.code)
+            self._close(RoomUnavailable.close_code, "join failed; retry")
             return
         self.ctx.metrics.join("ws", "ok")
         self.room = joined.room
@@ -142,8 +154,11 @@ class SignalingSocket(WebSocketHandler):
             self.refused_in_a_row = 0
             if isinstance(message, bytes):
                 raise BinaryFrame()
-            if len(message) > self.ctx.settings.max_frame_bytes:
-                raise FrameTooLarge(f"frame is larger than {self.ctx.settings.max_frame_bytes} bytes")
+            limit = self.ctx.settings.max_frame_bytes
+            # The cap is in bytes: a UTF-8 character takes up to 4, so only long frames
+            # need encoding to be measured.
+            if len(message) * 4 > limit and len(message.encode()) > limit:
+                raise FrameTooLarge(f"frame is larger than {limit} bytes")
             signal = parse_signal(message)
             self.ctx.metrics.frame_received(signal.type)
             if signal.sender is not None and signal.sender != self.client_id:

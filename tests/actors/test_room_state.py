@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from actors.errors import ClientIdTaken, RoomFull
+from actors.errors import ClientIdTaken, RoomFull, Unauthorized
 from actors.ids import ClientId, RoomId
 from actors.messages import Relay
 from actors.room_state import RoomLimits, RoomState
@@ -174,17 +174,71 @@ def test_close_all_returns_every_connected_sink_and_forgets_everyone() -> None:
     assert room.is_empty
 
 
-def test_a_second_connection_with_replace_takes_over_without_presence_churn() -> None:
+def test_a_second_connection_with_a_token_as_new_takes_over_without_presence_churn() -> None:
     room, a, old, new = new_room(), RecordingSink("a"), RecordingSink("old"), RecordingSink("new")
     room.connect(ClientId("a"), a)
-    room.connect(ClientId("b"), old)
+    room.connect(ClientId("b"), old, proof=1000)
     a.frames.clear()
-    peers, out, replaced = room.connect(ClientId("b"), new, replace=True)
+    peers, out, replaced = room.connect(ClientId("b"), new, proof=1000)
     deliver(out)
     assert replaced is old and peers == ["a"]
     assert new.types() == ["joined"] and a.frames == []
     result = room.relay(relay("a", a, to="b"))
     assert result.deliveries[0].sink is new
+
+
+@pytest.mark.parametrize(
+    ("seat_proof", "proof"),
+    [(None, None), (None, 1000), (1000, None), (1000, 999)],
+    ids=["no-tokens", "seat-without-token", "no-token", "older-token"],
+)
+def test_a_connected_seat_is_not_taken_over_without_a_token_as_new_as_its_own(
+    seat_proof: int | None, proof: int | None
+) -> None:
+    room, first = new_room(), RecordingSink()
+    room.connect(ClientId("b"), first, proof=seat_proof)
+    with pytest.raises(ClientIdTaken):
+        room.connect(ClientId("b"), RecordingSink(), proof=proof)
+    assert room.members["b"].sink is first
+
+
+@pytest.mark.parametrize("proof", [None, 999])
+def test_a_seat_reserved_with_a_token_is_claimed_only_with_that_token_or_a_newer_one(proof: int | None) -> None:
+    room = new_room()
+    room.reserve(ClientId("b"), now=0, proof=1000)
+    with pytest.raises(Unauthorized):
+        room.connect(ClientId("b"), RecordingSink(), proof=proof)
+    room.connect(ClientId("b"), RecordingSink(), proof=1000)
+
+
+def test_a_dropped_seat_that_had_shown_a_token_needs_it_to_resume() -> None:
+    room, b = new_room(reconnect_grace=10), RecordingSink()
+    room.connect(ClientId("b"), b, proof=1000)
+    room.disconnect(ClientId("b"), b, now=0, abnormal=True)
+    with pytest.raises(Unauthorized):
+        room.connect(ClientId("b"), RecordingSink())
+    room.connect(ClientId("b"), RecordingSink(), proof=1200)
+    assert room.members["b"].proof == 1200
+
+
+def test_held_frames_are_capped_in_bytes_too() -> None:
+    room, a = new_room(max_held_bytes=3000), RecordingSink()
+    room.connect(ClientId("a"), a)
+    room.reserve(ClientId("b"), now=0)
+    big = Relay(ClientId("a"), a, "offer", ClientId("b"), orjson.dumps({"type": "offer", "sdp": "x" * 1400}))
+    assert [room.relay(big).outcome for _ in range(3)] == ["held", "held", "rejected"]
+    assert room.members["b"].held_bytes <= 3000
+
+
+def test_a_broadcast_is_held_for_a_member_within_its_grace_but_not_for_a_stub() -> None:
+    room, a, b, c = new_room(reconnect_grace=10), RecordingSink("a"), RecordingSink("b"), RecordingSink("c")
+    for name, sink in (("a", a), ("b", b), ("c", c)):
+        room.connect(ClientId(name), sink)
+    room.reserve(ClientId("stub"), now=0)
+    room.disconnect(ClientId("c"), c, now=0, abnormal=True)
+    result = room.relay(relay("a", a, "ice-candidate"))
+    assert (result.outcome, len(result.deliveries), result.held) == ("delivered", 1, 1)
+    assert len(room.members["c"].held) == 1 and not room.members["stub"].held
 
 
 def test_an_abnormal_drop_keeps_the_seat_and_holds_frames_until_the_client_returns() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -150,14 +151,27 @@ async def test_the_room_limit_refuses_a_new_room_on_rest_and_websocket_but_not_e
 
 async def test_frames_held_for_a_stub_are_capped_and_the_sender_is_told() -> None:
     async with running_server(max_held=3) as server:
-        assert (await http(server, "POST", "/rooms/r/join", {"clientId": "late"}))[0] == 200
+        status, body = await http(server, "POST", "/rooms/r/join", {"clientId": "late"})
+        assert status == 200
         a, _ = await join(server, "r", "a")
         for n in range(4):
             a.signal("ice-candidate", to="late", data=sample_data("ice-candidate", n))
         frame = await a.recv_type("error")
         assert frame["data"]["code"] == "peer-queue-full"
-        late, _ = await join(server, "r", "late")
+        late, _ = await join(server, "r", "late", token=body["token"])
         assert [(await late.recv_type("ice-candidate"))["data"] for _ in range(3)] == [
             sample_data("ice-candidate", n) for n in range(3)]
         a.close()
         late.close()
+
+
+async def test_the_byte_cap_counts_utf8_bytes_not_characters() -> None:
+    async with running_server(max_frame_bytes=4096) as server:
+        a, _ = await join(server, "r", "a")
+        b, _ = await join(server, "r", "b")
+        await a.recv_type("peer-joined")
+        wide = "\U0001f600" * 1500  # 1,500 characters, 6,000 bytes of UTF-8
+        a.send(json.dumps({"type": "offer", "to": "b", "data": {"type": "offer", "sdp": wide}}, ensure_ascii=False))
+        assert (await a.recv_type("error"))["data"]["code"] == "frame-too-large"
+        a.close()
+        b.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import fetch, http, join, running_server
+from tests.support import connect, fetch, http, join, running_server
 
 
 async def test_join_with_no_body_makes_up_both_ids_and_returns_the_contract_fields() -> None:
@@ -18,12 +18,16 @@ async def test_join_with_no_body_makes_up_both_ids_and_returns_the_contract_fiel
 
 async def test_join_by_path_and_by_body_reserve_the_client_id_until_its_socket_arrives() -> None:
     async with running_server() as server:
-        status, body = await http(server, "POST", "/rooms/r1/join", {"clientId": "a"})
-        assert (status, body["roomId"], body["clientId"]) == (200, "r1", "a")
+        status, reserved = await http(server, "POST", "/rooms/r1/join", {"clientId": "a"})
+        assert (status, reserved["roomId"], reserved["clientId"]) == (200, "r1", "a")
         status, body = await http(server, "POST", "/rooms/join", {"roomId": "r1", "clientId": "a"})
         assert status == 409 and body == {"error": {"code": "client-id-taken",
                                                     "message": "that clientId is already in the room"}}
-        client, _ = await join(server, "r1", "a")
+        # The seat is the token holder's: not even open mode lets another socket take it.
+        squatter = await connect(server, "r1", "a")
+        code, reason = await squatter.closed()
+        assert code == 4401 and "reserved" in reason
+        client, _ = await join(server, "r1", "a", token=reserved["token"])
         client.close()
 
 

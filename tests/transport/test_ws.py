@@ -317,6 +317,19 @@ async def test_a_client_with_a_valid_token_replaces_its_own_open_connection_with
         new.close()
 
 
+async def test_an_old_open_mode_token_cannot_kick_a_later_holder_of_the_same_client_id() -> None:
+    async with running_server() as server:
+        _, old_token = await rest_join(server, "r", "dave")
+        first, _ = await join(server, "r", "dave", token=old_token)
+        first.close()
+        await first.closed()
+        dave, _ = await join(server, "r", "dave")  # a new holder, without a token
+        kicker = await connect(server, "r", "dave", old_token)
+        assert (await kicker.closed())[0] == 4409
+        await assert_still_usable_alone(dave)
+        dave.close()
+
+
 async def rest_join(server, room: str, client: str) -> tuple[dict, str]:  # type: ignore[no-untyped-def]
     status, body = await http(server, "POST", "/rooms/join", {"roomId": room, "clientId": client})
     assert status == 200
