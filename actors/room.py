@@ -105,6 +105,8 @@ class Room(LoopActor):
             pending = self.actor_inbox.get().message
             if isinstance(pending, (Connect, Reserve)):
                 pending.reply.set_exception((RoomUnavailable, RoomUnavailable(), None))
+            elif isinstance(pending, Relay):
+                self.metrics.message(pending.type, "rejected", "room-failed")
         self.hub.tell(RoomFailed(self.room_id, self.actor_ref))
 
     def _join(self, message: Connect | Reserve, handler: Any) -> None:
