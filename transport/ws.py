@@ -50,7 +50,6 @@ class SignalingSocket(WebSocketHandler):
         self.room_id: RoomId | None = None
         self.client_id: ClientId | None = None
         self.sink: WebSocketSink | None = None
-        self.gone = False  # on_close has run
         self.aborted = False  # the connection ended without a close handshake
         self.ip: str | None = None  # counted against max_connections_per_ip while set
         self.bucket = TokenBucket(ctx.settings.rate_limit, ctx.settings.rate_burst, time.perf_counter())
@@ -135,9 +134,8 @@ class SignalingSocket(WebSocketHandler):
         self.ctx.metrics.join("ws", "ok")
         self.room = joined.room
         self.ctx.metrics.client_connected()
-        if self.gone:
-            # The client left while its join was in flight: undo the join now.
-            self._leave()
+        # (Tornado reads no frame, and so sees no close, until open() has returned: a
+        # client that left meanwhile is handled by on_close like any other.)
 
     def on_message(self, message: str | bytes) -> None:
         if self.room is None or self.sink is None:
@@ -178,7 +176,6 @@ class SignalingSocket(WebSocketHandler):
             self._close(CLOSE_ROOM_FAILED, "room failed; reconnect")
 
     def on_close(self) -> None:
-        self.gone = True
         self.ctx.socket_closed()
         if self.ip is not None:
             self.ctx.ip_disconnected(self.ip)

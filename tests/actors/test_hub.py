@@ -168,6 +168,33 @@ async def test_a_failing_room_closes_its_clients_with_a_retry_code_and_is_rebuil
     await h.close()
 
 
+async def test_a_join_that_reaches_the_hub_after_its_room_died_gets_a_fresh_room() -> None:
+    h = Harness()
+    joined = await h.connect("r1", "a", RecordingSink())
+    b, reply = RecordingSink("b"), LoopFuture()
+    # Same tick: the room fails before the Hub handles the join, and the Hub sees the
+    # dead room before its RoomFailed message arrives.
+    joined.room.tell(object())
+    h.hub.tell(Connect(RoomId("r1"), ClientId("b"), b, reply))
+    fresh = await reply
+    assert fresh.room is not joined.room and fresh.room.is_alive() and fresh.peers == ()
+    assert b.types() == ["joined"]
+    await h.close()
+
+
+async def test_frames_held_for_a_stub_that_never_connects_are_counted_when_it_expires() -> None:
+    h = Harness(limits=RoomLimits(stub_ttl=0.05))
+    await h.reserve("r1", "late")
+    a = RecordingSink("a")
+    joined = await h.connect("r1", "a", a)
+    for _ in range(2):
+        joined.room.tell(Relay(ClientId("a"), a, "offer", ClientId("late"), orjson.dumps(sample_data("offer"))))
+    joined.room.tell(Disconnect(RoomId("r1"), ClientId("a"), a))
+    await pykka_stopped(joined.room)  # the stub expired, the room emptied and was reaped
+    assert h.sample("signaling_held_expired_total") == 2
+    await h.close()
+
+
 async def test_joins_queued_behind_a_failure_get_a_retryable_refusal() -> None:
     h = Harness()
     joined = await h.connect("r1", "a", RecordingSink())

@@ -6,8 +6,10 @@ exposition is checked with promtool, Prometheus's own linter.
 
 from __future__ import annotations
 
-from tests.metrics.tools import eventually, promtool, sample_names, scrape, traffic
-from tests.support import fetch, running_server, server_process
+import asyncio
+
+from tests.metrics.tools import promtool, sample_names, scrape, traffic
+from tests.support import fetch, running_server, scaled, server_process
 
 
 async def test_the_live_exposition_passes_promtool_check_metrics_after_traffic() -> None:
@@ -45,11 +47,10 @@ async def test_traffic_moves_the_series_each_call_site_feeds() -> None:
         got = {k: get(k[0], dict(k[1])) for k in expected}
         assert got == expected
 
-        # Both clients left (the server sees bob's close after traffic() returns).
-        async def no_clients() -> bool | None:
-            return True if get("signaling_connected_clients") == 0 else None
-
-        await eventually(no_clients, 5, "signaling_connected_clients to drop to 0")
+        # Both clients left (the server sees bob's close after traffic() returns): the
+        # server sets sockets_closed in the same on_close that lowers the gauge.
+        await asyncio.wait_for(server.ctx.sockets_closed.wait(), scaled(5))
+        assert get("signaling_connected_clients") == 0
 
 
 async def test_metrics_are_negotiated_and_never_carry_created_series() -> None:

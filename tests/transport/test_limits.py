@@ -119,6 +119,7 @@ async def test_a_client_that_never_reads_is_closed_with_1013_and_server_memory_s
                   f"max {times[-1] * 1000:.2f} ms over {len(times)} round trips")
             status, text = await http(proc, "GET", "/metrics", port=proc.metrics_port)
             assert "signaling_slow_reader_disconnects_total 1.0" in text
+            assert 'signaling_closes_total{code="1013"} 1.0' in text
             print(f"server RSS {rss_before} -> {rss_after} KB with {frames * frame_bytes // 1024} KB pushed")
             assert rss_after - rss_before < 40 * 1024, (rss_before, rss_after)  # far below the ~48 MB pushed
             for c in (flooder, a, b):

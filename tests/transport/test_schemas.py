@@ -6,7 +6,7 @@ import os
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 
 from actors.errors import InvalidJson, InvalidMessage, InvalidRequest
 from tests.strategies import json_values, mutated_frames, valid_frames
@@ -52,6 +52,8 @@ def test_data_is_forwarded_untouched_including_fields_the_server_does_not_know()
         ('{"type":"answer","data":{"type":"offer","sdp":"x"}}', InvalidMessage, "data.type"),
         ('{"type":"offer","data":{"type":"offer","sdp":null}}', InvalidMessage, "data.sdp"),
         ('{"type":"ice-candidate","data":{"candidate":"c","sdpMLineIndex":"0"}}', InvalidMessage, "sdpMLineIndex"),
+        ('{"type":"ice-candidate","data":{"candidate":"c","sdpMLineIndex":true}}', InvalidMessage, "sdpMLineIndex"),
+        ('{"type":"ice-candidate","data":{"candidate":"c","sdpMLineIndex":false}}', InvalidMessage, "sdpMLineIndex"),
         ('{"type":"ice-candidate","data":{"candidate":"c","sdpMLineIndex":-1}}', InvalidMessage, "sdpMLineIndex"),
         ('{"type":"ice-candidate","data":{"candidate":"c","sdpMLineIndex":1.5}}', InvalidMessage, "sdpMLineIndex"),
         ('{"type":"ice-candidate","data":{"candidate":7}}', InvalidMessage, "candidate"),
@@ -111,6 +113,9 @@ def test_invalid_ws_queries(query: dict) -> None:
 
 @settings(max_examples=int(os.environ.get("SIGNALING_FUZZ_EXAMPLES", "150")) * 4, deadline=None)
 @given(raw=valid_frames | mutated_frames() | json_values)
+@example(raw={"type": "ice-candidate", "data": {"candidate": "c", "sdpMLineIndex": True}})
+@example(raw={"type": "ice-candidate", "data": {"candidate": "c", "sdpMLineIndex": 65536}})
+@example(raw={"type": "offer", "data": {"type": "offer", "sdp": "x"}, "to": "a\n"})
 def test_the_fast_path_accepts_exactly_what_the_schemas_accept(raw: object) -> None:
     try:
         expected = schema_check(raw)

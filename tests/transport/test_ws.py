@@ -369,6 +369,17 @@ async def test_shutdown_closes_every_socket_with_1001_and_refuses_new_joins_whil
             await server_cm.__aexit__(None, None, None)
 
 
+async def test_shutdown_returns_only_after_every_close_handshake() -> None:
+    server_cm = running_server()
+    server = await server_cm.__aenter__()
+    a, _ = await join(server, "r1", "a")
+    b, _ = await join(server, "r2", "b")
+    await server_cm.__aexit__(None, None, None)
+    assert server.ctx.open_sockets == 0
+    assert server.metrics.registry.get_sample_value("signaling_connected_clients") == 0
+    assert (await a.closed())[0] == 1001 and (await b.closed())[0] == 1001
+
+
 # -- helpers --
 
 async def connect_raw(server, url: str):  # type: ignore[no-untyped-def]
