@@ -94,10 +94,36 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
 
     __iter__ = __await__
 
+    async def result(self, timeout: float) -> Any:
+        """Await the value for at most ``timeout`` seconds (TimeoutError after that).
+
+        Cheaper than ``asyncio.wait_for``, which wraps the wait in a Task: every join
+        waits on one of these.
+        """
+        if self._result is None and self._get_hook is None:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            with self._condition:
+                pending = self._result is None
+                if pending:
+                    self._waiters.append((loop, waiter))
+            if pending:
+                timer = loop.call_later(timeout, _time_out, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+        return self.get(timeout=0)
+
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _loop_running_here() -> bool:

@@ -78,7 +78,4 @@ class ServiceContext:
         except pykka.ActorDeadError:
             raise ShuttingDown() from None  # the Hub stops last, during shutdown
 
-        async def wait() -> Any:
-            return await reply
-
-        return await asyncio.wait_for(wait(), JOIN_TIMEOUT)
+        return await reply.result(JOIN_TIMEOUT)

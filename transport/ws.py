@@ -21,7 +21,6 @@ from actors.errors import (
     CLOSE_POLICY,
     CLOSE_ROOM_FAILED,
     BinaryFrame,
-    ClientIdTaken,
     FrameError,
     FrameTooLarge,
     FromMismatch,
@@ -88,11 +87,19 @@ class SignalingSocket(WebSocketHandler):
                 raise TooManyRequests()
             self.ip = ip
             room_id, client_id, token = parse_ws_query(self.request.query_arguments)
+            # proof: the expiry of a valid token, which lets the client claim a seat
+            # reserved for it or take over its own open connection.
             proof = None
-            if settings.token_mode:
-                if token is None:
-                    raise Unauthorized("token required")
-                proof = self.ctx.tokens.verify(token, room_id, client_id)
+            if token is not None:
+                if settings.token_mode:
+                    proof = self.ctx.tokens.verify(token, room_id, client_id)
+                else:
+                    # Open mode admits anyone. Its tokens are signed with a per-process
+                    # key: after a restart or on another backend they no longer verify,
+                    # and the client then simply counts as one without a token.
+                    proof = self.ctx.tokens.proof(token, room_id, client_id)
+            elif settings.token_mode:
+                raise Unauthorized("token required")
             self.room_id, self.client_id = room_id, client_id
             self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
             self._watch_connection()
@@ -100,19 +107,7 @@ class SignalingSocket(WebSocketHandler):
             # Nagle's algorithm would hold each one back for the previous one's ACK.
             self.set_nodelay(True)
             sink = self.sink
-            try:
-                joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
-            except (ClientIdTaken, Unauthorized):
-                # Open mode admits anyone, so there a token matters only for a reserved
-                # seat or a takeover, and is checked only then. Open-mode tokens are
-                # signed with a per-process key: after a restart or on another backend
-                # they no longer verify, and the client counts as one without a token.
-                if proof is not None or token is None:
-                    raise
-                proof = self.ctx.tokens.proof(token, room_id, client_id)
-                if proof is None:
-                    raise
-                joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
+            joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
         except JoinRefused as refused:
             self.ctx.metrics.join("ws", refused.code)
             self._close(refused.close_code, f"{refused.code}: {refused.detail}")

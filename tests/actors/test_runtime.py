@@ -164,3 +164,15 @@ def test_starting_without_a_running_loop_is_refused() -> None:
     with pytest.raises(RuntimeError, match="needs a running asyncio loop"):
         Recorder.start([], failed=None)
     assert pykka.ActorRegistry.get_all() == []
+
+
+async def test_result_waits_for_the_reply_and_times_out_without_one() -> None:
+    ref = Recorder.start([])
+    assert await ref.ask(21, block=False).result(timeout=scaled(5)) == 42
+    never = LoopFuture()
+    with pytest.raises(TimeoutError):
+        await never.result(timeout=0.01)
+    late = LoopFuture()
+    asyncio.get_running_loop().call_soon(late.set, "ok")
+    assert await late.result(timeout=scaled(5)) == "ok"
+    await runtime.stop(ref)
