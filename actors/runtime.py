@@ -80,16 +80,22 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
             else:
                 loop.call_soon_threadsafe(_resolve, waiter)
 
-    def __await__(self) -> Generator[Any, None, Any]:
-        if self._get_hook is None:
-            loop = asyncio.get_running_loop()
+    def _waiter(self) -> asyncio.Future[None] | None:
+        """An asyncio future resolved when the value is set; None if it already is."""
+        if self._get_hook is not None:
+            return None
+        loop = asyncio.get_running_loop()
+        with self._condition:
+            if self._result is not None:
+                return None
             waiter: asyncio.Future[None] = loop.create_future()
-            with self._condition:
-                pending = self._result is None
-                if pending:
-                    self._waiters.append((loop, waiter))
-            if pending:
-                yield from waiter.__await__()
+            self._waiters.append((loop, waiter))
+        return waiter
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        waiter = self._waiter()
+        if waiter is not None:
+            yield from waiter.__await__()
         return self.get(timeout=0)
 
     __iter__ = __await__
@@ -100,19 +106,13 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
         Cheaper than ``asyncio.wait_for``, which wraps the wait in a Task: every join
         waits on one of these.
         """
-        if self._result is None and self._get_hook is None:
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            with self._condition:
-                pending = self._result is None
-                if pending:
-                    self._waiters.append((loop, waiter))
-            if pending:
-                timer = loop.call_later(timeout, _time_out, waiter)
-                try:
-                    await waiter
-                finally:
-                    timer.cancel()
+        waiter = self._waiter()
+        if waiter is not None:
+            timer = waiter.get_loop().call_later(timeout, _time_out, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
         return self.get(timeout=0)
 
 
