@@ -157,7 +157,8 @@ class SignalingMetrics:
             "signaling_room_mailbox_max_depth", "Messages waiting in the fullest room mailbox, at scrape time",
             registry=None))
         self._hub_mailbox = add(Gauge(
-            "signaling_hub_mailbox_depth", "Messages waiting in the Hub's mailbox (every join passes it), at scrape time",
+            "signaling_hub_mailbox_depth",
+            "Messages waiting in the Hub's mailbox (every join passes it), at scrape time",
             registry=None))
         self._build = add(Info("signaling_build", "Version of the signaling service", registry=None))
         self._build.info({"version": version})

@@ -73,7 +73,8 @@ class Settings:
         for name in ("port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SettingsError(f"{name} must be 0-65535")
-        for name in ("max_frame_bytes", "max_members", "max_rooms", "max_held", "max_outbound_bytes", "backlog", "max_held_bytes",
+        for name in ("max_frame_bytes", "max_members", "max_rooms", "max_held", "max_outbound_bytes", "backlog",
+                     "max_held_bytes",
                      "rate_burst", "max_connections_per_ip", "join_burst_per_ip"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")

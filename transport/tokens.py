@@ -64,7 +64,8 @@ class TokenIssuer:
         claims = self._own_claims(token)
         if claims is None:
             try:
-                claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], options={"require": ["exp", "room", "sub"]})
+                claims = jwt.decode(token, self._key, algorithms=[ALGORITHM],
+                                    options={"require": ["exp", "room", "sub"]})
             except jwt.ExpiredSignatureError:
                 raise Unauthorized("token expired") from None
             except jwt.InvalidTokenError:
