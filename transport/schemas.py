@@ -20,6 +20,11 @@ from actors.ids import ID_PATTERN, ClientId, RoomId
 
 MAX_SDP_CHARS = 256 * 1024  # above any real SDP; the frame size cap usually bites first
 MAX_CANDIDATE_CHARS = 1024  # a real candidate line is 60-200 characters
+# Objects and arrays nested deeper than this (the frame object is level 1) are refused
+# as invalid-message, whatever the JSON library's own limits are (orjson's differ by
+# version: 3.8 parses any depth, newer ones stop at 1024, and it encodes at most 254).
+MAX_NESTING = 64
+NESTED_TOO_DEEPLY = f"frame is nested more than {MAX_NESTING} levels deep"
 SIGNAL_TYPES = ("offer", "answer", "ice-candidate")
 
 _id = validate.Regexp(ID_PATTERN, error="must be 1-64 characters of A-Z a-z 0-9 _ -")
@@ -96,15 +101,64 @@ def parse_signal(text: str | bytes) -> Signal:
     try:
         raw = loads(text)
     except orjson.JSONDecodeError:
+        if text_nesting(text) > MAX_NESTING:
+            raise InvalidMessage(NESTED_TOO_DEEPLY) from None
         raise InvalidJson() from None
     envelope = fast_check(raw)
     if envelope is None:
+        if nesting(raw) > MAX_NESTING:
+            raise InvalidMessage(NESTED_TOO_DEEPLY)
         envelope = schema_check(raw)
-    try:
-        data = orjson.dumps(raw["data"])
-    except TypeError:  # orjson refuses to encode nesting deeper than 254 levels
-        raise InvalidMessage("data is nested too deeply") from None
-    return Signal(raw["type"], envelope[0], envelope[1], data)
+    data = raw["data"]
+    # fast_check saw a flat envelope; only containers inside data can nest further.
+    if any(type(value) in _CONTAINERS for value in data.values()) and nesting(data) > MAX_NESTING - 1:
+        raise InvalidMessage(NESTED_TOO_DEEPLY)
+    return Signal(raw["type"], envelope[0], envelope[1], orjson.dumps(data))
+
+
+_CONTAINERS = (dict, list)
+
+
+def nesting(value: Any) -> int:
+    """Levels of objects and arrays in a parsed value, counted up to MAX_NESTING + 1
+    (iterative, so a huge depth costs neither recursion nor time)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) not in _CONTAINERS:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            break
+        stack.extend((child, depth + 1) for child in (item.values() if type(item) is dict else item))
+    return deepest
+
+
+def text_nesting(text: str | bytes) -> int:
+    """Deepest bracket nesting outside strings, for text the parser refused: decides
+    whether the refusal was the nesting limit (invalid-message) or bad JSON."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_NESTING:
+                    break
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def schema_check(raw: Any) -> tuple[ClientId | None, ClientId | None]:

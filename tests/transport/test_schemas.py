@@ -10,7 +10,15 @@ from hypothesis import example, given, settings
 
 from actors.errors import InvalidJson, InvalidMessage, InvalidRequest
 from tests.strategies import json_values, mutated_frames, valid_frames
-from transport.schemas import fast_check, parse_join_body, parse_signal, parse_ws_query, schema_check
+from transport.schemas import (
+    MAX_NESTING,
+    fast_check,
+    parse_join_body,
+    parse_signal,
+    parse_ws_query,
+    schema_check,
+    text_nesting,
+)
 
 VALID_FRAMES = [
     ('{"type":"offer","to":"b","data":{"type":"offer","sdp":"v=0"}}', ("offer", "b", None)),
@@ -40,9 +48,14 @@ def test_data_is_forwarded_untouched_including_fields_the_server_does_not_know()
         ("{", InvalidJson, ""),
         ('{"type":"offer","data":{"type":"offer","sdp":"x","v":Infinity}}', InvalidJson, ""),
         ('{"type":"offer","data":{"type":"offer","sdp":"x","v":1e999}}', InvalidJson, ""),
-        pytest.param("[" * 100_000 + "]" * 100_000, InvalidMessage, "object", id="deep-list"),
+        # Nesting past MAX_NESTING is invalid-message whether or not the JSON library
+        # itself parses that deep (orjson 3.8 does, later versions stop at 1024).
+        pytest.param("[" * 100_000 + "]" * 100_000, InvalidMessage, "nested", id="deep-list"),
+        pytest.param("[" * 2_000 + "]" * 1_999, InvalidMessage, "nested", id="deep-and-broken"),
         pytest.param('{"type":"offer","data":{"type":"offer","sdp":"x","d":' + "[" * 300 + "]" * 300 + "}}",
                      InvalidMessage, "nested", id="deep-data"),
+        pytest.param('{"type":"offer","data":{"type":"offer","sdp":"' + "[" * 300 + '"', InvalidJson, "",
+                     id="brackets-in-a-string-are-not-nesting"),
         pytest.param('{"type":"ice-candidate","data":{"candidate":"\\udc00"}}', InvalidJson, "", id="lone-surrogate"),
         ('"offer"', InvalidMessage, "object"),
         ('{"data":{}}', InvalidMessage, "type"),
@@ -123,3 +136,30 @@ def test_the_fast_path_accepts_exactly_what_the_schemas_accept(raw: object) -> N
         expected = None
     fast = fast_check(raw)
     assert fast == expected, (raw, fast, expected)
+
+
+def _nested_frame(levels: int) -> str:
+    """A valid offer whose frame object plus data plus extra arrays make ``levels`` levels."""
+    extra = levels - 2
+    return '{"type":"offer","data":{"type":"offer","sdp":"x","d":' + "[" * extra + "]" * extra + "}}"
+
+
+def test_nesting_up_to_the_limit_is_forwarded_and_one_more_level_is_refused() -> None:
+    assert orjson.loads(parse_signal(_nested_frame(MAX_NESTING)).data)["d"] is not None
+    with pytest.raises(InvalidMessage, match="nested"):
+        parse_signal(_nested_frame(MAX_NESTING + 1))
+
+
+@pytest.mark.parametrize("levels", [MAX_NESTING + 1, 1_500])
+def test_too_deep_is_the_same_error_whether_the_parser_or_our_check_refuses_it(levels: int) -> None:
+    # A trailing comma makes every orjson version refuse the text, so this takes the
+    # parser-refused path; _nested_frame takes the parsed path. Both must agree.
+    broken = _nested_frame(levels)[:-2] + ",}}"
+    for text in (broken, _nested_frame(levels)):
+        with pytest.raises(InvalidMessage, match="nested"):
+            parse_signal(text)
+
+
+def test_text_nesting_counts_brackets_outside_strings_only() -> None:
+    assert text_nesting('{"a":[{"b":"[[[{{{\\"}]}') == 3
+    assert text_nesting(b'[[["\\"]],[') == 3
