@@ -3,7 +3,7 @@
 Why not ``ThreadingActor``: measured on this kind of machine, one thread per room
 cost 1.5-2.4x the CPU of a bare Tornado relay per message (every message crossed
 threads twice and handed over the GIL) and fell seconds behind at 2.5k msg/s.
-Actors drained by loop callbacks cost 1.0x (see STYLE.md).
+Actors drained by loop callbacks cost 1.0x (docs/architecture.md has the figures).
 
 The runtime implements Pykka's three runtime hooks (``_create_actor_inbox``,
 ``_create_future``, ``_start_actor_loop``) and keeps ``ThreadingActor``'s failure
