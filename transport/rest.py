@@ -12,7 +12,7 @@ from tornado.web import HTTPError, RequestHandler
 from actors.errors import InvalidRequest, JoinRefused, RoomUnavailable, TooManyRequests, Unauthorized
 from actors.ids import ClientId, RoomId, is_valid_id, new_client_id, new_room_id
 from actors.messages import Reserve
-from transport import turn
+from transport import openapi, turn
 from transport.context import ServiceContext
 from transport.schemas import parse_join_body
 
@@ -106,6 +106,11 @@ class ReadyHandler(JsonHandler):
             self.write_json({"status": "draining"}, 503)
         else:
             self.write_json({"status": "ready"})
+
+
+class OpenApiHandler(JsonHandler):
+    def get(self) -> None:
+        self.write_json(openapi.spec())
 
 
 class NotFoundHandler(JsonHandler):
