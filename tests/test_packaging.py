@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_APIS = ("pykka", "tornado", "marshmallow", "prometheus-client", "pyjwt", "orjson")
+RUNTIME_APIS = ("pykka", "tornado", "marshmallow", "prometheus-client", "pyjwt", "orjson", "apispec")
 
 
 def declared() -> list[Requirement]:

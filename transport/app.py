@@ -9,7 +9,7 @@ from typing import Any
 from tornado.web import Application, RequestHandler, StaticFileHandler
 
 from transport.context import ServiceContext
-from transport.rest import HealthHandler, JoinHandler, NotFoundHandler, ReadyHandler
+from transport.rest import HealthHandler, JoinHandler, NotFoundHandler, OpenApiHandler, ReadyHandler
 from transport.ws import SignalingSocket
 
 
@@ -22,6 +22,7 @@ def make_app(ctx: ServiceContext) -> Application:
         (r"/ws", SignalingSocket, kwargs),
         (r"/healthz", HealthHandler, kwargs),
         (r"/readyz", ReadyHandler, kwargs),
+        (r"/openapi.json", OpenApiHandler, kwargs),  # transport/openapi.py
     ]
     if s.web_root:
         # The demo browser client; same origin as /ws, so the default origin check passes.

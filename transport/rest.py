@@ -12,6 +12,7 @@ from tornado.web import HTTPError, RequestHandler
 from actors.errors import InvalidRequest, JoinRefused, RoomUnavailable, TooManyRequests, Unauthorized
 from actors.ids import ClientId, RoomId, is_valid_id, new_client_id, new_room_id
 from actors.messages import Reserve
+from transport import openapi, turn
 from transport.context import ServiceContext
 from transport.schemas import parse_join_body
 
@@ -82,7 +83,9 @@ class JoinHandler(JsonHandler):
             "roomId": room_id,
             "clientId": client_id,
             "token": ctx.tokens.mint(room_id, client_id, exp),
-            "iceServers": ctx.settings.ice_server_list(),
+            # TURN credentials only here: a client that skips REST (open mode) gets none.
+            "iceServers": turn.ice_servers(ctx.settings.ice_server_list(), ctx.settings.turn_config, client_id,
+                                           time.time()),
         })
 
     def _check_api_key(self) -> None:
@@ -103,6 +106,11 @@ class ReadyHandler(JsonHandler):
             self.write_json({"status": "draining"}, 503)
         else:
             self.write_json({"status": "ready"})
+
+
+class OpenApiHandler(JsonHandler):
+    def get(self) -> None:
+        self.write_json(openapi.spec())
 
 
 class NotFoundHandler(JsonHandler):

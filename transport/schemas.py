@@ -32,7 +32,9 @@ _id = validate.Regexp(ID_PATTERN, error="must be 1-64 characters of A-Z a-z 0-9 
 
 class _IdField(fields.String):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(validate=_id, **kwargs)
+        # The OpenAPI pattern is ECMA-262 (JSON Schema), which has no Python \Z anchor.
+        metadata = {"pattern": "^[A-Za-z0-9_-]{1,64}$", **kwargs.pop("metadata", {})}
+        super().__init__(validate=_id, metadata=metadata, **kwargs)
 
 
 class EnvelopeSchema(Schema):
@@ -236,6 +238,44 @@ class RoomJoinBodySchema(Schema):
         unknown = RAISE
 
     clientId = _IdField()
+
+
+# -- what the REST API answers (used by transport/openapi.py; the tests check real answers against it) --
+
+
+class IceServerSchema(Schema):
+    """One RTCIceServer: an entry of --ice-servers as configured, or the minted TURN entry."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    urls = fields.Raw(required=True, metadata={
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "stun:, turn: or turns: URL(s)"})
+    username = fields.String(metadata={"description": "TURN: '<expiry unix time>:<clientId>'"})
+    credential = fields.String(metadata={"description": "TURN: base64(HMAC-SHA1(secret, username))"})
+
+
+class JoinAnswerSchema(Schema):
+    roomId = _IdField(required=True)
+    clientId = _IdField(required=True)
+    token = fields.String(required=True, metadata={
+        "description": "HS256 JWT (room, sub, exp); pass it as token= on the WebSocket"})
+    iceServers = fields.List(fields.Nested(IceServerSchema), required=True, metadata={
+        "description": "for new RTCPeerConnection({iceServers}); ends with TURN credentials when configured"})
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "kebab-case, stable"})
+    message = fields.String(required=True, metadata={"description": "human text"})
+
+
+class ErrorBodySchema(Schema):
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
+class StatusSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(("ok", "ready", "draining")))
 
 
 _JOIN = JoinBodySchema()

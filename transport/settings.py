@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.room_state import RoomLimits
+from transport import turn
 
 
 class SettingsError(ValueError):
@@ -37,6 +38,12 @@ class Settings:
     api_key: str = field(default="", metadata=_doc("bearer key for POST /rooms/join in token mode"))
     token_ttl: float = field(default=3600.0, metadata=_doc("seconds a token from POST /rooms/join stays valid"))
     ice_servers: str = field(default="[]", metadata=_doc("JSON list of RTCIceServer dicts handed to clients"))
+    turn_urls: str = field(default="", metadata=_doc("comma-separated turn:/turns: URLs of a coturn with use-auth-secret; "
+                                                     "REST join answers add them with fresh credentials"))
+    turn_secret: str = field(default="", metadata=_doc("coturn's static-auth-secret, to mint TURN credentials "
+                                                       "(needs --turn-urls)"))
+    turn_ttl: int = field(default=86400, metadata=_doc("seconds a TURN credential can start an allocation; "
+                                                       "allocations outlive it (see docs/operations.md)"))
     web_root: str = field(default="", metadata=_doc("directory of a browser client to serve at / (e.g. web); "
                                                      "empty: serve none"))
     allowed_origins: str = field(default="", metadata=_doc(
@@ -91,6 +98,7 @@ class Settings:
         if self.secret and len(self.secret) < 32:
             raise SettingsError("secret must be at least 32 characters (HS256 key)")
         self.ice_server_list()  # validates
+        self._check_turn()
         if self.web_root and not os.path.isfile(os.path.join(self.web_root, "index.html")):
             raise SettingsError(f"web_root {self.web_root!r} has no index.html")
 
@@ -106,6 +114,23 @@ class Settings:
         if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
             raise SettingsError('ice_servers must be a JSON list of objects with "urls"')
         return servers
+
+    def _check_turn(self) -> None:
+        if bool(self.turn_urls.strip()) != bool(self.turn_secret):
+            raise SettingsError("turn_urls and turn_secret must be set together (or neither)")
+        if self.turn_ttl < 60:
+            raise SettingsError("turn_ttl must be at least 60 seconds (ICE gathering and a reconnect need that)")
+        try:
+            turn.parse_urls(self.turn_urls)
+        except ValueError as exc:
+            raise SettingsError(f"turn_urls: {exc}") from None
+
+    @functools.cached_property
+    def turn_config(self) -> turn.TurnConfig | None:
+        """What REST joins need to mint TURN credentials; None without a TURN secret."""
+        if not self.turn_secret:
+            return None
+        return turn.TurnConfig(turn.parse_urls(self.turn_urls), self.turn_secret, self.turn_ttl)
 
     @functools.cached_property
     def origins(self) -> frozenset[str]:

@@ -72,12 +72,12 @@ def candidate_from_init(init: dict[str, Any]) -> RTCIceCandidate:
 class Peer:
     """One RTCPeerConnection plus its signaling WebSocket."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, configuration: RTCConfiguration | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.client = client
         self.id = client.client_id
-        # No iceServers: aiortc would otherwise add a public STUN server.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # No iceServers by default: aiortc would otherwise add a public STUN server.
+        self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.failed: asyncio.Future[None] = loop.create_future()
         self.connected: asyncio.Future[None] = loop.create_future()
         self.channel: asyncio.Future[RTCDataChannel] = loop.create_future()
