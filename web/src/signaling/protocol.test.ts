@@ -1,13 +1,8 @@
 // The client knows every code the server documents: docs/protocol.md is the contract.
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
 import { describe, expect, it } from 'vitest';
 
+import doc from '../../../docs/protocol.md?raw';
 import { CLOSE_CODES, FRAME_ERRORS, JOIN_ERRORS } from './protocol';
-
-const doc = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '../../../docs/protocol.md'), 'utf8');
 
 function section(title: string): string {
   const start = doc.indexOf(title);
