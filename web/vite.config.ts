@@ -36,6 +36,9 @@ export default defineConfig({
         navigateFallbackDenylist: API_PATHS,
         runtimeCaching: [], // nothing else is cached at run time: API answers never are
         cleanupOutdatedCaches: true,
+        // The first visit is served by the worker at once, so the app opens offline after it.
+        clientsClaim: true,
+        skipWaiting: true,
       },
     }),
   ],
