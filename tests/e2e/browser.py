@@ -21,7 +21,7 @@ import pytest
 from tests.support import scaled
 
 if TYPE_CHECKING:  # imported lazily below, so that collection works without Playwright
-    from playwright.async_api import Browser
+    from playwright.async_api import Browser, BrowserContext
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -99,19 +99,25 @@ def _newest_source() -> float:
     return max(p.stat().st_mtime for p in sources if p.exists())
 
 
+def require_node_modules() -> str:
+    """npm, with web/node_modules installed from the lock file (npm ci) if missing or stale."""
+    npm = shutil.which("npm")
+    if npm is None:
+        missing("npm not found: cannot build or test the browser app (web/)")
+    assert npm is not None
+    installed = WEB / "node_modules" / ".package-lock.json"
+    if not installed.is_file() or installed.stat().st_mtime < (WEB / "package-lock.json").stat().st_mtime:
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB, check=True, timeout=scaled(300))
+    return npm
+
+
 def require_built_app() -> Path:
     """web/dist, built now (npm ci && npm run build) if it is missing or older than its
     sources. .ci/run builds it before the tests; this keeps a developer's run honest."""
     index = DIST / "index.html"
     if index.is_file() and index.stat().st_mtime >= _newest_source():
         return DIST
-    npm = shutil.which("npm")
-    if npm is None:
-        missing("npm not found: cannot build the browser app (web/)")
-    assert npm is not None
-    lock = WEB / "node_modules" / ".package-lock.json"
-    if not lock.is_file() or lock.stat().st_mtime < (WEB / "package-lock.json").stat().st_mtime:
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=WEB, check=True, timeout=scaled(300))
+    npm = require_node_modules()
     subprocess.run([npm, "run", "build"], cwd=WEB, check=True, timeout=scaled(300))
     assert index.is_file(), "npm run build wrote no web/dist/index.html"
     return DIST
@@ -131,3 +137,18 @@ async def chromium(executable: str) -> AsyncIterator[Browser]:
         finally:
             await browser.close()
 
+
+@asynccontextmanager
+async def chromium_profile(executable: str, user_data_dir: Path) -> AsyncIterator[BrowserContext]:
+    """Headless Chromium with a real profile on disk. Playwright's other contexts are
+    incognito, where Chromium never offers to install an app; this one is not."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(user_data_dir), executable_path=executable, headless=True, args=list(ARGS),
+            timeout=scaled(30) * 1000)
+        try:
+            yield context
+        finally:
+            await context.close()

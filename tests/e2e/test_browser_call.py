@@ -295,6 +295,7 @@ async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, 
     (the newcomer) offers; aiortc answers with its own video; both see the other's video
     and chat over the app's pre-negotiated channel."""
     from aiortc import MediaStreamTrack, VideoStreamTrack
+    from av import VideoFrame
 
     async with session(chromium_path, web_dist) as s:
         conn = await asyncio.wait_for(
@@ -318,7 +319,7 @@ async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, 
             assert robot.signals_received["offer"] == 1 and robot.signals_received["answer"] == 0
             frame = await asyncio.wait_for(
                 (await robot.until(remote_video, 10, "the app's video track")).recv(), scaled(10))
-            assert frame.width > 0 and frame.height > 0  # aiortc decoded a frame of Chromium's camera
+            assert isinstance(frame, VideoFrame) and frame.width > 0  # aiortc decoded Chromium's camera
             assert await sees_video_from(app, "robot") > 0  # and Chromium one of aiortc's
             await robot.until(robot.channel, 10, "the chat channel")
             await say(app, "hello robot")
