@@ -329,3 +329,17 @@ async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, 
             no_page_errors(app)
         finally:
             await robot.close()
+
+
+@pytest.mark.async_timeout(60)
+async def test_the_app_says_when_the_room_is_full(chromium_path: str, web_dist: Path) -> None:
+    async with session(chromium_path, web_dist, "--max-members", "1") as s:
+        await s.join("alice")
+        bob = await s.open("bob", f"/#{ROOM}")
+        await bob.page.get_by_test_id("name-input").fill("bob")
+        await bob.page.get_by_test_id("join-button").click()
+        status = bob.page.locator('[data-testid="status"][data-state="closed"]')
+        await status.wait_for(timeout=ms(10))
+        assert await status.text_content() == "The room is full."
+        assert await status.get_attribute("data-code") == "room-full"
+        assert not bob.sent and not bob.received  # refused at the REST join: no WebSocket opened
