@@ -10,7 +10,8 @@ view of the page's network (``framesent``/``framereceived``), not from the app i
 Everything stays on this machine: the server listens on 127.0.0.1, the pages get no ICE
 servers (the server's default), Chromium resolves no host names.
 
-A screenshot of a connected call is kept in the test's tmp path; its path is printed.
+A screenshot of a connected call is kept in the test's tmp path; its path is listed under
+"test artifacts" at the end of pytest's output.
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ async def call(s: Session) -> tuple[User, User]:
 
 
 @pytest.mark.async_timeout(90)
-async def test_two_app_pages_see_each_others_video_and_chat(chromium_path: str, web_dist: Path,
-                                                            tmp_path: Path) -> None:
+async def test_two_app_pages_see_each_others_video_and_chat(
+        chromium_path: str, web_dist: Path, tmp_path: Path, keep_artifact: Callable[[str, Path], None]) -> None:
     async with session(chromium_path, web_dist) as s:
         started = time.monotonic()
         alice, bob = await call(s)
@@ -232,7 +233,7 @@ async def test_two_app_pages_see_each_others_video_and_chat(chromium_path: str, 
         screenshot = tmp_path / "connected-call.png"
         await bob.page.screenshot(path=str(screenshot), full_page=True)
         assert screenshot.stat().st_size > 10_000
-        print(f"screenshot of a connected call: {screenshot}")
+        keep_artifact("screenshot of a connected call", screenshot)
         no_page_errors(alice, bob)
 
         # alice leaves: bob is told at once, and her tile goes.
