@@ -230,6 +230,16 @@ async def test_two_app_pages_see_each_others_video_and_chat(
             received = [f["data"] for f in signals(receiver.received, "ice-candidate") if f["from"] == sender.name]
             assert received == sent
 
+        # The device pickers list Chromium's fake devices; Mute stops alice's microphone
+        # track for bob (the track stays negotiated, so unmuting needs no renegotiation).
+        assert "fake" in (await alice.page.get_by_test_id("camera-select").inner_text()).lower()
+        mute = alice.page.get_by_test_id("toggle-microphone")
+        await mute.click()
+        assert await mute.get_attribute("aria-pressed") == "true"
+        sending = await alice.page.evaluate("""() => window.signalingApp.call.peerCall('bob').pc.getSenders()
+            .map((s) => [s.track?.kind, s.track?.enabled]).sort()""")
+        assert sending == [["audio", False], ["video", True]]
+
         screenshot = tmp_path / "connected-call.png"
         await bob.page.screenshot(path=str(screenshot), full_page=True)
         assert screenshot.stat().st_size > 10_000

@@ -49,9 +49,15 @@ export function App() {
     // A clean close when the tab goes away, so the others see us leave (or come back)
     // at once instead of after the server's reconnect grace.
     const onHide = () => call.hide();
+    // Back from the back/forward cache: the socket was closed on the way out; start over.
+    const onShow = (event: PageTransitionEvent) => {
+      if (event.persisted) location.reload();
+    };
     window.addEventListener('pagehide', onHide);
+    window.addEventListener('pageshow', onShow);
     return () => {
       window.removeEventListener('pagehide', onHide);
+      window.removeEventListener('pageshow', onShow);
       window.signalingApp = { call: null };
     };
   }, [call]);

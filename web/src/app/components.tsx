@@ -43,13 +43,14 @@ export function MediaControls({ media }: { media: LocalMedia }) {
           ))}
         </select>
       </label>
+      {/* Toggle buttons keep their label; aria-pressed says whether it is in effect. */}
       <button type="button" data-testid="toggle-camera" aria-pressed={!media.cameraOn} onClick={media.toggleCamera}
         disabled={!media.stream}>
-        {media.cameraOn ? 'Turn camera off' : 'Turn camera on'}
+        Camera off
       </button>
       <button type="button" data-testid="toggle-microphone" aria-pressed={!media.microphoneOn}
         onClick={media.toggleMicrophone} disabled={!media.stream}>
-        {media.microphoneOn ? 'Mute microphone' : 'Unmute microphone'}
+        Mute
       </button>
       {media.error && <p className="error" role="alert" data-testid="media-error">{media.error}</p>}
     </div>
