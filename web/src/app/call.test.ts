@@ -66,7 +66,9 @@ describe('Call', () => {
     FakeSocket.latest().serverCloses(1001, 'shutting-down: server shutting down');
     expect(call.current).toMatchObject({ status: 'reconnecting', statusCode: '1001' });
     expect(call.current.statusMessage).toContain('shutting down or restarting; reconnecting');
-    await vi.advanceTimersByTimeAsync(15_000);
+    await vi.advanceTimersByTimeAsync(15_000); // the retry: still "reconnecting" until joined
+    expect(FakeSocket.instances).toHaveLength(2);
+    expect(call.current.status).toBe('reconnecting');
     FakeSocket.latest().serverCloses(4429, 'room-full: the room is full');
     expect(call.current).toMatchObject({ status: 'closed', statusMessage: 'The room is full.', statusCode: '4429' });
     expect(call.current.notices.some((n) => n.includes('The room is full.'))).toBe(true);

@@ -126,7 +126,9 @@ export class Call extends Emitter<{ change: CallSnapshot }> {
       } else if (state === 'closed') {
         if (code !== 1000) forgetSession(this.roomId); // a refused seat is not worth reusing
         this.setStatus(state, message ?? 'Disconnected.', code ? String(code) : null);
-      } else this.setStatus(state, 'Connecting…', null);
+      } else if (this.status !== 'reconnecting') {
+        this.setStatus(state, 'Connecting…', null); // while reconnecting, the banner keeps saying why
+      }
     });
     signaling.on('joined', ({ peers }) => {
       // The newcomer calls everyone already here; they answer. After a reconnect, calls
