@@ -17,8 +17,10 @@ A screenshot of a connected call is kept in the test's tmp path; its path is lis
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -179,6 +181,20 @@ def signals(frames: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
     return [f for f in frames if f.get("type") == type_]
 
 
+def is_own_address(address: str) -> bool:
+    """Whether an ICE candidate address belongs to this machine (binding to it works)."""
+    ip = ipaddress.ip_address(address)
+    if ip.is_link_local:
+        return True  # on-link by definition; binding would need a scope id
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
 def no_page_errors(*users: User, network_errors_ok: bool = False) -> None:
     for user in users:
         errors = [line for line in user.console if line.startswith(("exception", "console.error"))]
@@ -229,6 +245,10 @@ async def test_two_app_pages_see_each_others_video_and_chat(
             assert {"candidate": ""} in sent
             received = [f["data"] for f in signals(receiver.received, "ice-candidate") if f["from"] == sender.name]
             assert received == sent
+            for data in sent:  # host candidates of this machine only: no .local names, no STUN
+                if data["candidate"]:
+                    address = data["candidate"].split()[4]
+                    assert is_own_address(address), f"candidate for an address not on this host: {data}"
 
         # The device pickers list Chromium's fake devices; Mute stops alice's microphone
         # track for bob (the track stays negotiated, so unmuting needs no renegotiation).
