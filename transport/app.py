@@ -6,10 +6,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from typing import Any
 
-from tornado.web import Application, RequestHandler, StaticFileHandler
+from tornado.web import Application, RequestHandler
 
 from transport.context import ServiceContext
 from transport.rest import HealthHandler, JoinHandler, NotFoundHandler, OpenApiHandler, ReadyHandler
+from transport.webapp import WebAppHandler
 from transport.ws import SignalingSocket
 
 
@@ -24,9 +25,9 @@ def make_app(ctx: ServiceContext) -> Application:
         (r"/readyz", ReadyHandler, kwargs),
         (r"/openapi.json", OpenApiHandler, kwargs),  # transport/openapi.py
     ]
-    if s.web_root:
-        # The demo browser client; same origin as /ws, so the default origin check passes.
-        routes.append((r"/(.*)", StaticFileHandler, {"path": s.web_root, "default_filename": "index.html"}))
+    if s.web_directory:
+        # The browser app; same origin as /ws, so the default origin check passes.
+        routes.append((r"/(.*)", WebAppHandler, {"path": s.web_directory}))
     return Application(
         routes,
         default_handler_class=NotFoundHandler,

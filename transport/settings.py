@@ -14,10 +14,15 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from actors.room_state import RoomLimits
 from transport import turn
+
+
+# The browser app as built in this checkout (`npm run build --prefix web`), served by default.
+BUILT_APP = Path(__file__).resolve().parents[1] / "web" / "dist"
 
 
 class SettingsError(ValueError):
@@ -44,8 +49,8 @@ class Settings:
                                                        "(needs --turn-urls)"))
     turn_ttl: int = field(default=86400, metadata=_doc("seconds a TURN credential can start an allocation; "
                                                        "allocations outlive it (see docs/operations.md)"))
-    web_root: str = field(default="", metadata=_doc("directory of a browser client to serve at / (e.g. web); "
-                                                     "empty: serve none"))
+    web_root: str = field(default="auto", metadata=_doc("directory of the browser app to serve at /; auto: this "
+                                                         "checkout's built app (web/dist) if built; empty: serve none"))
     allowed_origins: str = field(default="", metadata=_doc(
         "comma-separated browser origins allowed ('*': any); default: same origin only; clients without Origin "
         "are accepted"))
@@ -99,8 +104,15 @@ class Settings:
             raise SettingsError("secret must be at least 32 characters (HS256 key)")
         self.ice_server_list()  # validates
         self._check_turn()
-        if self.web_root and not os.path.isfile(os.path.join(self.web_root, "index.html")):
+        if self.web_root not in ("", "auto") and not os.path.isfile(os.path.join(self.web_root, "index.html")):
             raise SettingsError(f"web_root {self.web_root!r} has no index.html")
+
+    @functools.cached_property
+    def web_directory(self) -> str:
+        """The directory served at / ("" for none), with ``auto`` resolved."""
+        if self.web_root == "auto":
+            return str(BUILT_APP) if (BUILT_APP / "index.html").is_file() else ""
+        return self.web_root
 
     @property
     def token_mode(self) -> bool:

@@ -150,6 +150,13 @@ class Peer:
         self._send_description(remote)
         return channel
 
+    def open_negotiated_channel(self, label: str = "chat", channel_id: int = 0) -> RTCDataChannel:
+        """A pre-negotiated data channel: both sides create it with the same id, and neither
+        announces it (the browser app's chat channel is one)."""
+        channel = self.pc.createDataChannel(label, negotiated=True, id=channel_id)
+        self._adopt(channel)
+        return channel
+
     def _adopt(self, channel: RTCDataChannel) -> None:
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
