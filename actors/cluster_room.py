@@ -54,13 +54,18 @@ class ClusterRoom(Room):
         if isinstance(message, LeaseLost):
             self._lose()
             return None
-        if isinstance(message, (Relay, Connect, Reserve)) and not self.gate.may_deliver(self.room_id):
+        if not self.gate.may_deliver(self.room_id):
+            # Checked before every message, presence (a leave, an expiry) included: a
+            # backend waking from a pause finds its mailbox full of work for a room it
+            # may no longer own, and its renewal timer has not run yet.
             self._lose()
             if isinstance(message, Relay):
                 self.metrics.message(message.type, "rejected", "room-moved")
-            else:
+                return None
+            if isinstance(message, (Connect, Reserve)):
                 self._join(message, self._refuse)
-            return None
+                return None
+            # Anything else (leave, expiry, close-all) finds the room empty now.
         return super().on_receive(message)
 
     @staticmethod

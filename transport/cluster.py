@@ -231,8 +231,9 @@ class Cluster:
         if leases and self.up:
             pipe = self.redis.pipeline(transaction=False)
             for room_id, epoch in leases:
-                self.release_script(keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch)],
-                                    client=pipe)
+                # Awaiting a script call on a pipeline only queues it (and loads it on NOSCRIPT).
+                await self.release_script(keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch)],
+                                          client=pipe)
             try:
                 await self._timed(pipe.execute())
                 for _ in leases:
@@ -288,8 +289,8 @@ class Cluster:
             return
         pipe = self.redis.pipeline(transaction=False)
         for room_id, epoch in held:
-            self.reassert_script(keys=[lease_key(room_id), EPOCH_KEY],
-                                 args=[lease_value(self.backend_id, epoch), self.ttl_ms, epoch], client=pipe)
+            await self.reassert_script(keys=[lease_key(room_id), EPOCH_KEY],
+                                       args=[lease_value(self.backend_id, epoch), self.ttl_ms, epoch], client=pipe)
         sent = time.monotonic()
         results = await self._timed(pipe.execute())
         self._apply_renewals(held, results, sent)
@@ -307,6 +308,9 @@ class Cluster:
             except (RedisError, OSError) as exc:
                 logger.debug("redis still unreachable: %s", exc)
                 delay = min(delay * 2, BACKOFF_MAX)
+            except Exception:  # a bug: keep trying rather than stay cut off for good
+                logger.exception("reconnecting to redis failed")
+                delay = BACKOFF_MAX
 
     def link_lost(self, exc: BaseException) -> None:
         """Any Redis error: frames may have been lost, so every remote attachment is
@@ -404,12 +408,15 @@ class Cluster:
         if not self.up:
             return
         held = self.table.to_renew()
-        edge_rooms = sorted({a.room_id for a in self.edge.values()})
+        # Only attachments that exist now: one made while the answer is on its way was
+        # routed by a fresher read of the lease than this one.
+        attachments = list(self.edge.values())
+        edge_rooms = sorted({a.room_id for a in attachments})
         peers = sorted({a.owner for a in self.edge.values()} | {edge for edge, _ in self.owned})
         pipe = self.redis.pipeline(transaction=False)
         for room_id, epoch in held:
-            self.renew_script(keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch), self.ttl_ms],
-                              client=pipe)
+            await self.renew_script(keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch), self.ttl_ms],
+                                    client=pipe)
         if edge_rooms:
             pipe.mget([lease_key(r) for r in edge_rooms])
         if peers:
@@ -426,8 +433,8 @@ class Cluster:
         rest = results[len(held):]
         if edge_rooms:
             owners = dict(zip(edge_rooms, (parse_lease_value(v) for v in rest.pop(0)), strict=True))
-            for attachment in list(self.edge.values()):
-                holder = owners.get(attachment.room_id)
+            for attachment in attachments:
+                holder = owners[attachment.room_id]
                 if holder is not None:
                     self.table.observe_epoch(holder[1])
                 if holder != (attachment.owner, attachment.epoch):

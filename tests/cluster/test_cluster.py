@@ -15,10 +15,21 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
+from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClosedError
 
 from actors.errors import CLOSE_ROOM_MOVED
 from tests.cluster.conftest import SECRET, RedisServer
-from tests.support import Client, Closed, ServerProcess, http, join, sample_data, scaled, server_process
+from tests.support import (
+    Client,
+    Closed,
+    ServerProcess,
+    http,
+    join,
+    sample_data,
+    scaled,
+    server_process,
+)
 from transport.tokens import TokenIssuer
 
 pytestmark = pytest.mark.slow
@@ -49,6 +60,9 @@ async def join_on(backend: ServerProcess, room: str, client: str) -> tuple[Clien
     return await join(Port(backend.port), room, client, token(room, client))  # type: ignore[arg-type]
 
 
+PRESENCE = ("peer-joined", "peer-left")
+
+
 async def send_call_half(client: Client, to: str, first: str) -> None:
     client.signal(first, to, sample_data(first, 1))
     for i in range(ICE):
@@ -56,31 +70,48 @@ async def send_call_half(client: Client, to: str, first: str) -> None:
     client.signal("ice-candidate", to, {"candidate": ""})  # end-of-candidates: the last frame
 
 
-async def expect_call_half(client: Client, sender: str, first: str) -> None:
+async def recv_signal(client: Client, strict: bool) -> dict[str, Any]:
+    """The next frame; when not ``strict`` (a retried call), presence of earlier attempts'
+    clients is skipped."""
+    while True:
+        frame = await client.recv(timeout=10)
+        if strict or frame["type"] not in PRESENCE:
+            return frame
+
+
+async def expect_call_half(client: Client, sender: str, first: str, strict: bool = True) -> None:
     """Exactly the frames sent, once each, in order (a duplicate would show before the end)."""
-    frame = await client.recv_type(first, timeout=10)
-    assert frame["from"] == sender and frame["data"] == sample_data(first, 1)
+    frame = await recv_signal(client, strict)
+    assert frame["type"] == first and frame["from"] == sender and frame["data"] == sample_data(first, 1), frame
     for i in range(ICE):
-        frame = await client.recv_type("ice-candidate", timeout=10)
-        assert frame["data"] == sample_data("ice-candidate", i), frame
-    frame = await client.recv_type("ice-candidate", timeout=10)
-    assert frame["data"] == {"candidate": ""}
+        frame = await recv_signal(client, strict)
+        assert frame["type"] == "ice-candidate" and frame["data"] == sample_data("ice-candidate", i), frame
+    frame = await recv_signal(client, strict)
+    assert frame["type"] == "ice-candidate" and frame["data"] == {"candidate": ""}, frame
 
 
-async def call(room: str, first: ServerProcess, second: ServerProcess) -> None:
-    """One call: a joins on ``first``, b on ``second``; presence, offer/answer, ICE both ways."""
-    a, peers = await join_on(first, room, "a")
-    assert peers == []
+async def call(room: str, first: ServerProcess, second: ServerProcess, ids: tuple[str, str] = ("a", "b"),
+               strict: bool = True) -> None:
+    """One call: ids[0] joins on ``first``, ids[1] on ``second``; presence, offer/answer, ICE
+    both ways. ``strict``: the room was empty before (else earlier clients may show)."""
+    x, y = ids
+    a, peers = await join_on(first, room, x)
+    assert peers == [] or not strict
     b: Client | None = None
     try:
-        b, peers = await join_on(second, room, "b")
-        assert peers == ["a"]
-        assert (await a.recv_type("peer-joined", timeout=10))["data"]["clientId"] == "b"
-        await send_call_half(a, "b", "offer")
-        await send_call_half(b, "a", "answer")
-        await asyncio.gather(expect_call_half(b, "a", "offer"), expect_call_half(a, "b", "answer"))
-        b.close()
-        assert (await a.recv_type("peer-left", timeout=10))["data"]["clientId"] == "b"
+        b, peers = await join_on(second, room, y)
+        assert peers == [x] if strict else x in peers
+        while True:
+            frame = await a.recv(timeout=10)
+            if frame["type"] == "peer-joined" and frame["data"]["clientId"] == y:
+                break
+            assert not strict, frame
+        await send_call_half(a, y, "offer")
+        await send_call_half(b, x, "answer")
+        await asyncio.gather(expect_call_half(b, x, "offer", strict), expect_call_half(a, y, "answer", strict))
+        if strict:
+            b.close()
+            assert (await a.recv_type("peer-left", timeout=10))["data"]["clientId"] == y
     finally:
         a.close()
         if b is not None:
@@ -104,3 +135,184 @@ async def test_two_clients_on_different_backends_call_through_redis(redis_server
         assert metric(two, 'signaling_cluster_lease_events_total{event="claimed"}') >= 1
         status, body = await http(Port(one.port), "GET", "/readyz")  # type: ignore[arg-type]
         assert (status, body) == (200, {"status": "ready", "redis": "up"})
+
+
+ROOMS = int(os.environ.get("SIGNALING_CLUSTER_ROOMS", "200"))
+
+
+@pytest.mark.async_timeout(120)
+async def test_many_calls_across_three_backends_deliver_every_frame_once_in_order(redis_server: RedisServer) -> None:
+    with backends(redis_server, 3) as trio:
+        limit = asyncio.Semaphore(20)  # concurrent calls: within the per-IP socket limit
+
+        async def one(i: int) -> None:
+            async with limit:
+                await call(f"room{i}", trio[i % 3], trio[(i + 1) % 3])
+
+        await asyncio.gather(*(one(i) for i in range(ROOMS)))
+        relayed = sum(metric(b, 'signaling_cluster_frames_total{direction="received"}') for b in trio)
+        # Every call's frames crossed: at least both halves of each call, through Redis.
+        assert relayed >= ROOMS * 2 * (ICE + 2)
+        assert sum(metric(b, "signaling_cluster_frames_dropped_total") for b in trio) == 0
+
+
+async def wait_redis(backend: ServerProcess, state: str, timeout: float = 10.0) -> None:
+    """Poll /readyz until it reports the Redis link ``state`` (another process: no event to await)."""
+    deadline = time.monotonic() + scaled(timeout)
+    while (seen := await redis_state(backend)) != state:
+        assert time.monotonic() < deadline, f"redis link still {seen}, expected {state}"
+        await asyncio.sleep(0.05)
+
+
+async def redis_state(backend: ServerProcess) -> str:
+    try:
+        status, body = await http(Port(backend.port), "GET", "/readyz")  # type: ignore[arg-type]
+    except OSError:
+        return "unreachable"
+    return str(body.get("redis")) if status == 200 else f"status {status}"
+
+
+# What a client sees of a failed backend or a moving room; it retries. (An AssertionError,
+# a wrong or duplicated frame, is never retried.)
+RETRYABLE = (Closed, TimeoutError, OSError, HTTPClientError, WebSocketClosedError)
+CALLS = int(os.environ.get("SIGNALING_CLUSTER_FAILOVER_CALLS", "100"))
+
+
+@pytest.mark.async_timeout(150)
+async def test_a_backend_killed_mid_setup_costs_no_call_after_retry(redis_server: RedisServer) -> None:
+    # A short lease so the dead backend's rooms move within a second; no reconnect grace
+    # so a dropped member leaves at once instead of holding its seat.
+    with backends(redis_server, 3, "--lease-ttl", "1", "--reconnect-grace", "0") as trio:
+        alive = list(trio)
+        started = 0
+        kill_at = CALLS // 3
+        killed = asyncio.Event()
+        retried = failed = 0
+        limit = asyncio.Semaphore(20)
+
+        async def one(i: int) -> None:
+            nonlocal started, retried, failed
+            async with limit:
+                started += 1
+                if started == kill_at:
+                    trio[2].proc.kill()  # SIGKILL, mid-setup of the calls in flight
+                    killed.set()
+                deadline = time.monotonic() + scaled(40)
+                pair = (trio[i % 3], trio[(i + 1) % 3])
+                for attempt in range(100):
+                    try:
+                        await call(f"k{i}", *pair, ids=(f"a{attempt}", f"b{attempt}"), strict=False)
+                        return
+                    except RETRYABLE:  # closed (4502, 1006), refused, reset, timed out
+                        retried += 1
+                        if time.monotonic() > deadline:
+                            failed += 1
+                            return
+                        live = [b for b in alive if b.proc.poll() is None]
+                        pair = (live[attempt % len(live)], live[(attempt + 1) % len(live)])
+                        await asyncio.sleep(0.2)  # the client's retry backoff
+
+        await asyncio.gather(*(one(i) for i in range(CALLS)))
+        assert killed.is_set()
+        assert failed == 0
+        print(f"kill -9 mid-setup: {CALLS} calls, {retried} retried attempts, {failed} failed after retry")
+        assert retried > 0  # the kill did hit calls in flight
+        survivors = trio[:2]
+        # No room is owned twice: each backend's held leases are disjoint... and every
+        # room's final call saw its peer in the same Room (the peers lists above).
+        assert sum(metric(b, "signaling_cluster_frames_dropped_total{reason=\"stale-epoch\"}") for b in survivors) == 0
+
+
+@pytest.mark.async_timeout(90)
+async def test_redis_killed_and_restarted_the_cluster_recovers_without_restarting_backends(
+        redis_server: RedisServer) -> None:
+    with backends(redis_server, 2, "--lease-ttl", "1.5") as (one, two):
+        a, _ = await join_on(one, "x", "a")
+        b, _ = await join_on(two, "x", "b")  # remote: its frames cross Redis
+        await a.recv_type("peer-joined")
+        c, _ = await join_on(one, "local", "c")
+        d, _ = await join_on(one, "local", "d")
+        await c.recv_type("peer-joined")
+        redis_server.kill()
+        code, reason = await b.closed(timeout=10)
+        assert code == CLOSE_ROOM_MOVED, reason  # frames may have been lost: rejoin
+        await wait_redis(one, "down")
+        # A room whose clients are all on one backend keeps working without Redis.
+        c.signal("offer", "d")
+        assert (await d.recv_type("offer"))["from"] == "c"
+        # A join that would need Redis is refused with the retryable code, not hung.
+        with pytest.raises(Closed) as refused:
+            await join_on(two, "elsewhere", "e")
+        assert refused.value.code == CLOSE_ROOM_MOVED
+        redis_server.start()
+        for backend in (one, two):
+            await wait_redis(backend, "up")
+        # The owner re-asserted its lease: b rejoins room x (remote again) and calls on.
+        b, _ = await join_on(two, "x", "b")
+        a.signal("offer", "b")
+        assert (await b.recv_type("offer"))["from"] == "a"
+        await call("after", one, two)
+        for client in (a, b, c, d):
+            client.close()
+
+
+@pytest.mark.async_timeout(60)
+async def test_a_backend_paused_past_its_lease_does_not_deliver_for_the_room_it_lost(
+        redis_server: RedisServer) -> None:
+    with backends(redis_server, 2, "--lease-ttl", "1") as (one, two):
+        a, _ = await join_on(one, "p", "a")  # one owns p
+        a2, _ = await join_on(one, "p", "a2")  # a local member on the owner
+        b, _ = await join_on(two, "p", "b")  # a remote one
+        for peer in ("a2", "b"):
+            assert (await a.recv_type("peer-joined"))["data"]["clientId"] == peer
+        assert (await a2.recv_type("peer-joined"))["data"]["clientId"] == "b"
+        os.kill(one.proc.pid, signal.SIGSTOP)
+        try:
+            code, _ = await b.closed(timeout=10)  # two's lease check: p's lease expired
+            assert code == CLOSE_ROOM_MOVED
+            # Sent while one is paused: they wait in its socket buffer.
+            a.signal("offer", "b")
+            a.signal("ice-candidate", None)  # a broadcast: would reach a2 and b
+            b, peers = await join_on(two, "p", "b")  # two claims p with a newer epoch
+            assert peers == []
+            c, _ = await join_on(two, "p", "c")
+            assert (await b.recv_type("peer-joined"))["data"]["clientId"] == "c"
+        finally:
+            os.kill(one.proc.pid, signal.SIGCONT)
+        # It woke up, found its lease gone, and closed its members instead of delivering:
+        # a2's next event is the close, not a's broadcast.
+        with pytest.raises(Closed) as closed:
+            await a2.recv(timeout=10)
+        assert closed.value.code == CLOSE_ROOM_MOVED
+        code, _ = await a.closed(timeout=10)
+        assert code == CLOSE_ROOM_MOVED
+        c.signal("answer", "b")
+        frame = await b.recv()
+        assert frame["type"] == "answer" and frame["from"] == "c", frame  # nothing from a first
+        for client in (b, c):
+            client.close()
+
+
+def test_cluster_mode_without_a_shared_secret_refuses_to_start_with_one_line() -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "transport.server", "--redis", "redis://127.0.0.1:1/0"],
+                         capture_output=True, text=True, timeout=scaled(30))
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "--secret" in run.stderr, run.stderr
+
+
+def test_one_process_mode_never_imports_redis() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, asyncio\n"
+            "from tests.support import running_server\n"
+            "async def main():\n"
+            "    async with running_server():\n"
+            "        pass\n"
+            "asyncio.run(main())\n"
+            "assert 'redis' not in sys.modules, 'redis imported'\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=scaled(30))
+    assert run.returncode == 0, run.stderr
