@@ -316,3 +316,18 @@ def test_one_process_mode_never_imports_redis() -> None:
             "assert 'redis' not in sys.modules, 'redis imported'\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=scaled(30), check=False)
     assert run.returncode == 0, run.stderr
+
+
+def test_every_cluster_metric_is_in_the_observability_guide() -> None:
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry
+
+    from metrics.signaling import ClusterMetrics
+
+    registry = CollectorRegistry()
+    ClusterMetrics(registry)
+    text = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{name}`" in text, name
