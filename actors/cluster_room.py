@@ -18,7 +18,7 @@ import pykka
 
 from actors.errors import CLOSE_ROOM_MOVED, RoomMoved
 from actors.ids import RoomId
-from actors.messages import Connect, Relay, Reserve
+from actors.messages import CloseAll, Connect, Relay, Reserve
 from actors.room import Room
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class ClusterRoom(Room):
         if isinstance(message, LeaseLost):
             self._lose()
             return None
-        if not self.gate.may_deliver(self.room_id):
+        if not isinstance(message, CloseAll) and not self.gate.may_deliver(self.room_id):
             # Checked before every message, presence (a leave, an expiry) included: a
             # backend waking from a pause finds its mailbox full of work for a room it
             # may no longer own, and its renewal timer has not run yet.
@@ -65,7 +65,8 @@ class ClusterRoom(Room):
             if isinstance(message, (Connect, Reserve)):
                 self._join(message, self._refuse)
                 return None
-            # Anything else (leave, expiry, close-all) finds the room empty now.
+            # Anything else (a leave, an expiry) finds the room empty now. (CloseAll, at
+            # shutdown after the leases were released, closes with its own code: 1001.)
         return super().on_receive(message)
 
     @staticmethod

@@ -56,7 +56,7 @@ def backends(redis: RedisServer, count: int, *args: str) -> Iterator[list[Server
                for _ in range(count)]
 
 
-async def join_on(backend: ServerProcess, room: str, client: str) -> tuple[Client, list[str]]:
+async def join_on(backend: ServerProcess | Port, room: str, client: str) -> tuple[Client, list[str]]:
     return await join(Port(backend.port), room, client, token(room, client))  # type: ignore[arg-type]
 
 
@@ -90,8 +90,8 @@ async def expect_call_half(client: Client, sender: str, first: str, strict: bool
     assert frame["type"] == "ice-candidate" and frame["data"] == {"candidate": ""}, frame
 
 
-async def call(room: str, first: ServerProcess, second: ServerProcess, ids: tuple[str, str] = ("a", "b"),
-               strict: bool = True) -> None:
+async def call(room: str, first: ServerProcess | Port, second: ServerProcess | Port,
+               ids: tuple[str, str] = ("a", "b"), strict: bool = True) -> None:
     """One call: ids[0] joins on ``first``, ids[1] on ``second``; presence, offer/answer, ICE
     both ways. ``strict``: the room was empty before (else earlier clients may show)."""
     x, y = ids
@@ -116,6 +116,11 @@ async def call(room: str, first: ServerProcess, second: ServerProcess, ids: tupl
         a.close()
         if b is not None:
             b.close()
+
+
+async def call_via(proxy: Port, room: str, ids: tuple[str, str] = ("a", "b"), strict: bool = True) -> None:
+    """A call whose clients both connect through ``proxy`` (nginx)."""
+    await call(room, proxy, proxy, ids, strict)
 
 
 def metric(backend: ServerProcess, name: str) -> float:
@@ -331,3 +336,24 @@ def test_every_cluster_metric_is_in_the_observability_guide() -> None:
     for family in registry.collect():
         name = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{name}`" in text, name
+
+
+@pytest.mark.async_timeout(60)
+async def test_sigterm_releases_leases_first_so_rooms_move_without_waiting_for_expiry(
+        redis_server: RedisServer) -> None:
+    # A lease far longer than the test: a room can only move this fast if it was released.
+    with backends(redis_server, 2, "--lease-ttl", "60") as (one, two):
+        a, _ = await join_on(one, "m", "a")  # one owns m
+        b, _ = await join_on(two, "m", "b")  # remote attachment through one
+        await a.recv_type("peer-joined")
+        one.proc.send_signal(signal.SIGTERM)
+        assert (await a.closed())[0] == 1001
+        assert (await b.closed())[0] == 1001  # the owner told b's backend to close it
+        assert await asyncio.to_thread(one.proc.wait, scaled(15)) == 0
+        b, peers = await join_on(two, "m", "b")  # claims m at once: no 4502, no wait
+        assert peers == []
+        a, peers = await join_on(two, "m", "a")
+        assert peers == ["b"]
+        assert metric(two, 'signaling_cluster_lease_events_total{event="claimed"}') == 1
+        a.close()
+        b.close()
