@@ -89,7 +89,7 @@ async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_n
             for i, backend in enumerate(backends):
                 status, body = await http(Port(backend.port), "POST", "/rooms/join",  # type: ignore[arg-type]
                                           {"roomId": "viaBody", "clientId": f"b{i}"},
-                                          **{"Authorization": f"Bearer {API_KEY}"})
+                                          Authorization=f"Bearer {API_KEY}")
                 assert status == 200, body
                 b = await connect(proxy, "viaBody", f"b{i}", body["token"])  # type: ignore[arg-type]
                 joined = await b.recv_type("joined")
