@@ -365,3 +365,48 @@ async def test_sigterm_releases_leases_first_so_rooms_move_without_waiting_for_e
         assert metric(two, 'signaling_cluster_lease_events_total{event="claimed"}') == 1
         a.close()
         b.close()
+
+
+@pytest.mark.async_timeout(120)
+async def test_calls_under_load_survive_a_redis_restart_after_client_retry(redis_server: RedisServer) -> None:
+    with backends(redis_server, 2, "--lease-ttl", "1.5") as pair:
+        stop = asyncio.Event()
+        counts = {"ok": 0, "retried": 0, "failed": 0}
+
+        async def caller(worker: int) -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                deadline = time.monotonic() + scaled(30)
+                for attempt in range(200):
+                    try:  # each call across the two backends: it needs Redis
+                        await call(f"u{worker}x{n}", pair[worker % 2], pair[(worker + 1) % 2],
+                                   ids=(f"a{attempt}", f"b{attempt}"), strict=False)
+                        counts["ok"] += 1
+                        break
+                    except RETRYABLE:
+                        counts["retried"] += 1
+                        if time.monotonic() > deadline:
+                            counts["failed"] += 1
+                            break
+                        await asyncio.sleep(0.2)  # the client's retry backoff
+
+        async def until_ok(at_least: int) -> None:
+            while counts["ok"] < at_least:
+                await asyncio.sleep(0.05)  # counting completed calls of the workers above
+
+        workers = [asyncio.create_task(caller(w)) for w in range(6)]
+        try:
+            await until_ok(10)
+            redis_server.kill()
+            await wait_redis(pair[0], "down")
+            redis_server.start()
+            for backend in pair:
+                await wait_redis(backend, "up")
+            ok = counts["ok"]
+            await until_ok(ok + 20)  # calls across backends complete again
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+        assert counts["failed"] == 0
+        assert counts["retried"] > 0
