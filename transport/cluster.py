@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import secrets
 import socket
 import time
@@ -818,6 +817,6 @@ def _refusal(code: str, message: str) -> JoinRefused:
 
 
 def make_cluster(settings: Settings, metrics: SignalingMetrics, port: int) -> Cluster:
-    backend_id = settings.backend_id or os.environ.get("SIGNALING_BACKEND_ID", "") or default_backend_id(port)
+    backend_id = settings.backend_id or default_backend_id(port)
     return Cluster(settings, metrics, ClusterMetrics(metrics.registry), backend_id)
 
