@@ -10,24 +10,20 @@ One ``Cluster`` per backend (transport/server.py makes it when ``--redis`` is se
   subscriber receives) our messages in the order we queued them;
 - the link: any Redis error marks it down, which closes every remote attachment with
   4502 (frames may have been lost: pub/sub is at-most-once) and starts reconnecting
-  with backoff; on reconnect our leases are re-asserted first.
+  with backoff; on reconnect our leases are re-asserted first;
+- routing a join: held lease -> the local Hub; else claim; else the owner, through
+  transport/cluster_relay.py (the remote attachments, both ends; no Redis there).
 
-Two roles per backend, for different rooms. As the *edge* (a socket here, its room
-owned elsewhere) it keeps an ``EdgeAttachment`` per socket and a ``RemoteRoom`` stub the
-WebSocket handler tells instead of a Room actor. As the *owner* it keeps an
-``OwnedAttachment`` per remote member, whose sink is a ``RemoteSink`` in the Room.
 See docs/cluster.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,46 +33,33 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from actors import errors
 from actors.cluster_room import LeaseLost
 from actors.errors import (
     CLOSE_GOING_AWAY,
-    CLOSE_ROOM_MOVED,
-    JoinRefused,
     RoomMoved,
     ShuttingDown,
 )
 from actors.ids import ClientId, RoomId
-from actors.messages import Connect, Disconnect, Joined, Relay, Reserve
+from actors.messages import Connect, Joined, Reserve
 from actors.ownership import (
     CHANNEL_PREFIX,
-    CLOSE,
-    CONNECT,
     EPOCH_KEY,
-    FRAME,
-    JOINED,
-    LEAVE,
-    REFUSED,
-    RELAY,
-    RESERVE,
     LeaseState,
     LeaseTable,
     Local,
     Remote,
     Stale,
-    accept_from_owner,
     channel,
-    envelope,
     lease_key,
     lease_value,
     open_envelope,
     parse_lease_value,
     route_after_claim,
 )
-from actors.remote_sink import RemoteSink
 from actors.runtime import LoopFuture
 from actors.sink import ClientSink
 from metrics.signaling import ClusterMetrics, SignalingMetrics
+from transport.cluster_relay import JOIN_TIMEOUT, Relays
 from transport.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -115,9 +98,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# How long an edge waits for the owner to answer a remote join.
-REMOTE_JOIN_TIMEOUT = 5.0
-JOIN_TIMEOUT = 10.0
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 2.0
 # A claimed lease whose Room never appeared (the join was refused before the Hub made
 # one) is released after this many renewal intervals.
@@ -128,41 +108,6 @@ def default_backend_id(port: int) -> str:
     # Unique per process: a restarted backend must not mistake its predecessor's
     # leases (which may still be live) for its own.
     return f"{socket.gethostname()}:{port}:{secrets.token_hex(3)}"
-
-
-@dataclass(slots=True, eq=False)
-class EdgeAttachment:
-    """A socket on this backend whose room is owned by ``owner`` under ``epoch``."""
-
-    id: str
-    room_id: RoomId
-    client_id: ClientId
-    owner: str
-    epoch: int
-    sink: ClientSink
-    active: bool = True
-
-
-@dataclass(slots=True, eq=False)
-class OwnedAttachment:
-    """A member of one of our rooms whose socket is on backend ``edge``."""
-
-    room_id: RoomId
-    client_id: ClientId
-    sink: RemoteSink
-    room: pykka.ActorRef[Any] | None = None  # set when the Room answered the Connect
-
-
-class RemoteRoom:
-    """What the WebSocket handler tells instead of a Room actor when the room is
-    elsewhere: its Relay and Disconnect go to the owner's channel, in order."""
-
-    def __init__(self, cluster: Cluster, attachment: EdgeAttachment) -> None:
-        self.cluster = cluster
-        self.attachment = attachment
-
-    def tell(self, message: Any) -> None:
-        self.cluster.edge_message(self.attachment, message)
 
 
 @dataclass(eq=False)
@@ -192,9 +137,6 @@ class Cluster:
         self.rooms: dict[RoomId, pykka.ActorRef[Any]] = {}  # our live Rooms (ClusterRoom.on_start)
         self.claimed_at: dict[RoomId, float] = {}
         self.releases: dict[RoomId, asyncio.Future[None]] = {}
-        self.edge: dict[str, EdgeAttachment] = {}
-        self.pending: dict[str, tuple[asyncio.Future[Any], str]] = {}  # attachment -> (answer, owner)
-        self.owned: dict[tuple[str, str], OwnedAttachment] = {}  # (edge backend, attachment) ->
         self.outbox: list[tuple[str, bytes]] = []
         self.flusher: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -202,18 +144,16 @@ class Cluster:
         self.reconnecting: asyncio.Task[None] | None = None
         self.ticker: asyncio.TimerHandle | None = None
         self.pubsub: Any = None
-        self.seq = itertools.count(1)
-        self._handlers: dict[str, Callable[[dict[str, Any], bytes], None]] = {
-            FRAME: self._frame_in, CLOSE: self._close_in, JOINED: self._answer_in, REFUSED: self._answer_in,
-            CONNECT: self._connect_in, RESERVE: self._reserve_in, RELAY: self._relay_in, LEAVE: self._leave_in,
-        }
+        self.relays = Relays(self.backend_id, self, self.metrics, self.cm)
         self.cm.watch_leases(lambda: len(self.table.leases))
         self.cm.redis_up(False)
 
     # -- life cycle --
 
     async def start(self) -> None:
+        """After ``hub`` is set: connect (or keep trying in the background), start renewing."""
         self.loop = asyncio.get_running_loop()
+        self.relays.hub = self.hub
         try:
             await self._connect()
         except (RedisError, OSError) as exc:
@@ -240,8 +180,7 @@ class Cluster:
             except (RedisError, OSError) as exc:
                 logger.warning("releasing %d leases failed (%s); they expire in %.1fs", len(leases), exc,
                                self.settings.lease_ttl)
-        for attachment in list(self.edge.values()):
-            self._close_edge(attachment, CLOSE_GOING_AWAY, "server shutting down")
+        self.relays.close_all(CLOSE_GOING_AWAY, "server shutting down")
 
     async def close(self) -> None:
         """After the sockets closed: send what is queued, then drop the link."""
@@ -252,7 +191,7 @@ class Cluster:
                 pass
         if self.ticker is not None:
             self.ticker.cancel()
-        for task in [self.reader, self.reconnecting, self.flusher, *self.tasks]:
+        for task in [self.reader, self.reconnecting, self.flusher, *self.tasks, *self.relays.tasks]:
             if task is not None and not task.done():
                 task.cancel()
         self.up = False
@@ -325,14 +264,7 @@ class Cluster:
         if self.outbox:
             self.cm.dropped("link-down", len(self.outbox))
             self.outbox = []
-        for att_id, (future, _) in list(self.pending.items()):
-            if not future.done():
-                future.set_exception(RoomMoved("cluster link lost; retry"))
-            self.pending.pop(att_id, None)
-        for attachment in list(self.edge.values()):
-            self._close_edge(attachment, CLOSE_ROOM_MOVED, "room-moved: cluster link lost; rejoin")
-        for key in list(self.owned):
-            self._drop_owned(key)
+        self.relays.link_lost()
         if self.reader is not None and self.reader is not asyncio.current_task():
             self.reader.cancel()
         self._spawn_reconnect()
@@ -350,6 +282,11 @@ class Cluster:
 
     def may_open(self, room_id: RoomId) -> bool:
         return not self.draining and self.table.may_deliver(room_id, time.monotonic())
+
+    def open_epoch(self, room_id: RoomId) -> int | None:
+        """For the relay (a remote join or reservation): our lease's epoch if it admits now."""
+        lease = self.table.get(room_id)
+        return lease.epoch if lease is not None and self.may_open(room_id) else None
 
     def room_started(self, room_id: RoomId, room: pykka.ActorRef[Any]) -> None:
         self.rooms[room_id] = room
@@ -409,9 +346,9 @@ class Cluster:
         held = self.table.to_renew()
         # Only attachments that exist now: one made while the answer is on its way was
         # routed by a fresher read of the lease than this one.
-        attachments = list(self.edge.values())
+        attachments = list(self.relays.edge.values())
         edge_rooms = sorted({a.room_id for a in attachments})
-        peers = sorted({a.owner for a in self.edge.values()} | {edge for edge, _ in self.owned})
+        peers = self.relays.peers()
         pipe = self.redis.pipeline(transaction=False)
         for room_id, epoch in held:
             await self.renew_script(keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch), self.ttl_ms],
@@ -431,17 +368,16 @@ class Cluster:
         self._apply_renewals(held, results[:len(held)], sent)
         rest = results[len(held):]
         if edge_rooms:
-            owners = dict(zip(edge_rooms, (parse_lease_value(v) for v in rest.pop(0)), strict=True))
-            for attachment in attachments:
-                holder = owners[attachment.room_id]
+            holders = dict(zip(edge_rooms, (parse_lease_value(v) for v in rest.pop(0)), strict=True))
+            for holder in holders.values():
                 if holder is not None:
                     self.table.observe_epoch(holder[1])
-                if holder != (attachment.owner, attachment.epoch):
-                    self._close_edge(attachment, CLOSE_ROOM_MOVED, "room-moved: the room's owner changed; rejoin")
+            self.relays.check_owners(attachments, holders)
         if peers:
             for name, count in rest.pop(0):
                 if int(count) == 0:
-                    self._peer_gone(name.decode() if isinstance(name, bytes) else name)
+                    self.relays.peer_gone((name.decode() if isinstance(name, bytes) else name).removeprefix(
+                        CHANNEL_PREFIX))
 
     def _apply_renewals(self, held: list[tuple[RoomId, int]], results: list[Any], sent: float) -> None:
         for (room_id, epoch), result in zip(held, results, strict=True):
@@ -456,19 +392,6 @@ class Cluster:
         ref = self.rooms.get(room_id)
         if ref is not None:
             ref.tell(LeaseLost())
-
-    def _peer_gone(self, name: str) -> None:
-        """Nobody listens on a backend's channel: it died or lost its link. Its frames
-        can no longer arrive, nor ours reach it."""
-        backend = name.removeprefix(CHANNEL_PREFIX)
-        for att_id, (future, owner) in list(self.pending.items()):
-            if owner == backend and not future.done():
-                future.set_exception(RoomMoved("the room's owner is unreachable; retry"))
-        for attachment in list(self.edge.values()):
-            if attachment.owner == backend:
-                self._close_edge(attachment, CLOSE_ROOM_MOVED, "room-moved: the room's owner is gone; rejoin")
-        for key in [k for k in self.owned if k[0] == backend]:
-            self._drop_owned(key)
 
     # -- publishing: one queue, one pipeline in flight, so order is kept --
 
@@ -497,7 +420,7 @@ class Cluster:
                 gone = {ch for (ch, _), n in zip(batch, counts, strict=True) if int(n) == 0}
                 for ch in gone:
                     self.cm.dropped("no-subscriber", sum(1 for c, _ in batch if c == ch))
-                    self._peer_gone(ch)
+                    self.relays.peer_gone(ch.removeprefix(CHANNEL_PREFIX))
         finally:
             self.flusher = None
 
@@ -523,12 +446,9 @@ class Cluster:
             logger.warning("malformed message on %s dropped", self.channel)
             return
         self.cm.received()
-        handler = self._handlers.get(header["k"])
-        if handler is None:
-            self.cm.dropped("malformed")
-            return
         try:
-            handler(header, payload)
+            if not self.relays.handle(header, payload):
+                self.cm.dropped("malformed")
         except (KeyError, TypeError, ValueError):
             self.cm.dropped("malformed")
             logger.warning("malformed %r message on %s dropped", header.get("k"), self.channel)
@@ -545,7 +465,8 @@ class Cluster:
                     return joined
                 if isinstance(route, Stale):
                     raise RoomMoved("a previous process of this backend still holds the room; retry")
-                return await self._join_remote(route, room_id, client_id, sink, proof)
+                joined = await self.relays.join_remote(route, room_id, client_id, sink, proof)
+                return joined
             except RoomMoved:
                 if attempt == 2 or isinstance(route, Stale):
                     raise
@@ -562,10 +483,7 @@ class Cluster:
                     return
                 if isinstance(route, Stale):
                     raise RoomMoved("a previous process of this backend still holds the room; retry")
-                att_id = f"s{next(self.seq)}"
-                header = {"k": RESERVE, "b": self.backend_id, "a": att_id, "r": room_id, "c": client_id,
-                          "e": route.epoch, "p": proof}
-                await self._request(att_id, route.owner, header)
+                await self.relays.reserve_remote(route, room_id, client_id, proof)
                 return
             except RoomMoved:
                 if attempt == 2 or isinstance(route, Stale):
@@ -600,9 +518,7 @@ class Cluster:
             self.cm.lease("claimed")
             self.claimed_at[room_id] = time.monotonic()
             logger.info("lease claimed (epoch %d)", route.epoch, extra={"room": room_id})
-            # An edge attachment of ours to the previous owner is stale now.
-            for attachment in [a for a in self.edge.values() if a.room_id == room_id]:
-                self._close_edge(attachment, CLOSE_ROOM_MOVED, "room-moved: the room moved here; rejoin")
+            self.relays.room_claimed(room_id)
         return route
 
     async def _ask_hub(self, make_message: Any) -> Any:
@@ -613,208 +529,6 @@ class Cluster:
         except pykka.ActorDeadError:
             raise ShuttingDown() from None
         return await reply.result(JOIN_TIMEOUT)
-
-    async def _join_remote(self, route: Remote, room_id: RoomId, client_id: ClientId, sink: ClientSink,
-                           proof: int | None) -> Joined:
-        att_id = str(next(self.seq))
-        attachment = EdgeAttachment(att_id, room_id, client_id, route.owner, route.epoch, sink)
-        # Registered before asking: the owner's `joined` frame comes before its answer.
-        self.edge[att_id] = attachment
-        header = {"k": CONNECT, "b": self.backend_id, "a": att_id, "r": room_id, "c": client_id,
-                  "e": route.epoch, "p": proof}
-        try:
-            await self._request(att_id, route.owner, header)
-        except BaseException:
-            if self.edge.pop(att_id, None) is not None and self.up:
-                # It may still land at the owner: undo it there, in order.
-                self.publish(channel(route.owner), envelope({"k": LEAVE, "b": self.backend_id, "a": att_id}))
-            raise
-        if not attachment.active:  # closed between the answer and here (link lost, owner gone)
-            raise RoomMoved("the room's owner changed; retry")
-        return Joined(RemoteRoom(self, attachment), ())  # type: ignore[arg-type]
-
-    async def _request(self, att_id: str, owner: str, header: dict[str, Any]) -> None:
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self.pending[att_id] = (future, owner)
-        try:
-            self.publish(channel(owner), envelope(header))
-            if not self.up:
-                raise RoomMoved("cluster link down; retry")
-            try:
-                await asyncio.wait_for(future, REMOTE_JOIN_TIMEOUT)
-            except TimeoutError:
-                raise RoomMoved("the room's owner did not answer; retry") from None
-        finally:
-            self.pending.pop(att_id, None)
-
-    def edge_message(self, attachment: EdgeAttachment, message: Any) -> None:
-        """From the WebSocket handler, through RemoteRoom.tell."""
-        match message:
-            case Relay():
-                if not attachment.active:
-                    self.metrics.message(message.type, "rejected", "room-moved")
-                    return
-                header = {"k": RELAY, "b": self.backend_id, "a": attachment.id, "t": message.type, "to": message.to}
-                self.publish(channel(attachment.owner), envelope(header, message.data))
-            case Disconnect(abnormal=abnormal):
-                if attachment.active:
-                    attachment.active = False
-                    self.edge.pop(attachment.id, None)
-                    self.publish(channel(attachment.owner),
-                                 envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": abnormal}))
-            case _:
-                raise TypeError(f"RemoteRoom got an unexpected message {type(message).__name__}")
-
-    def _close_edge(self, attachment: EdgeAttachment, code: int, reason: str) -> None:
-        """Close a socket whose room is elsewhere, and tell the owner it left."""
-        if not attachment.active:
-            return
-        attachment.active = False
-        self.edge.pop(attachment.id, None)
-        if self.up:
-            self.publish(channel(attachment.owner),
-                         envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": False}))
-        attachment.sink.close(code, reason)
-
-    def _frame_in(self, header: dict[str, Any], payload: bytes) -> None:
-        attachment = self.edge.get(header["a"])
-        if attachment is None:
-            self.cm.dropped("unknown-attachment")  # the socket has left; the owner learns it
-            return
-        if not accept_from_owner(attachment.epoch, int(header["e"])):
-            self.cm.dropped("stale-epoch")
-            self._close_edge(attachment, CLOSE_ROOM_MOVED, "room-moved: frame from a former owner; rejoin")
-            return
-        attachment.sink.send(payload)
-
-    def _close_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        attachment = self.edge.get(header["a"])
-        if attachment is None:
-            self.cm.dropped("unknown-attachment")
-            return
-        attachment.active = False
-        self.edge.pop(attachment.id, None)
-        if self.up:  # so the owner forgets the attachment (the Room already has)
-            self.publish(channel(attachment.owner),
-                         envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": False}))
-        code = int(header["code"])
-        if not accept_from_owner(attachment.epoch, int(header["e"])):
-            self.cm.dropped("stale-epoch")
-            code = CLOSE_ROOM_MOVED
-        attachment.sink.close(code, str(header["reason"]))
-
-    def _answer_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        entry = self.pending.get(header["a"])
-        if entry is None or entry[0].done():
-            self.cm.dropped("unknown-attachment")  # we gave up waiting; our LEAVE undoes it
-            return
-        future = entry[0]
-        if header["k"] == JOINED:
-            future.set_result(None)
-        else:
-            future.set_exception(_refusal(str(header["code"]), str(header.get("message", ""))))
-
-    # -- owner side: our rooms, sockets elsewhere --
-
-    def _connect_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        edge, att_id = str(header["b"]), str(header["a"])
-        room_id, client_id, epoch = RoomId(header["r"]), ClientId(header["c"]), int(header["e"])
-        proof = header.get("p")
-        reply_to = channel(edge)
-        lease = self.table.get(room_id)
-        if lease is None or lease.epoch != epoch or not self.may_open(room_id):
-            self.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
-            return
-        sink = RemoteSink(self.publish, reply_to, att_id, epoch, client_id)
-        owned = self.owned[(edge, att_id)] = OwnedAttachment(room_id, client_id, sink)
-        assert self.hub is not None
-        reply = LoopFuture()
-        self.hub.tell(Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None))
-        self._answer_when_done(reply, reply_to, att_id, (edge, att_id), owned)
-
-    def _reserve_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        edge, att_id = str(header["b"]), str(header["a"])
-        room_id, client_id, epoch = RoomId(header["r"]), ClientId(header["c"]), int(header["e"])
-        proof = header.get("p")
-        reply_to = channel(edge)
-        lease = self.table.get(room_id)
-        if lease is None or lease.epoch != epoch or not self.may_open(room_id):
-            self.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
-            return
-        assert self.hub is not None
-        reply = LoopFuture()
-        self.hub.tell(Reserve(room_id, client_id, reply, int(proof) if proof is not None else None))
-        self._answer_when_done(reply, reply_to, att_id, None, None)
-
-    def _answer_when_done(self, reply: LoopFuture, reply_to: str, att_id: str, key: tuple[str, str] | None,
-                          owned: OwnedAttachment | None) -> None:
-        async def answer() -> None:
-            try:
-                result = await reply.result(JOIN_TIMEOUT)
-            except JoinRefused as refused:
-                if key is not None:
-                    self.owned.pop(key, None)
-                self.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": refused.code,
-                                                 "message": refused.detail}))
-                return
-            except TimeoutError:
-                if key is not None and owned is not None:
-                    self._drop_owned(key)
-                self.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": errors.RoomUnavailable.code}))
-                return
-            if owned is not None and key is not None:
-                if self.owned.get(key) is not owned:  # it left (or the link dropped) meanwhile
-                    if isinstance(result, Joined):
-                        result.room.tell(Disconnect(owned.room_id, owned.client_id, owned.sink))
-                    return
-                owned.room = result.room
-            self.publish(reply_to, envelope({"k": JOINED, "a": att_id}))
-
-        task = self.loop.create_task(answer())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def _relay_in(self, header: dict[str, Any], payload: bytes) -> None:
-        owned = self.owned.get((str(header["b"]), str(header["a"])))
-        if owned is None or owned.room is None:
-            self.cm.dropped("unknown-attachment")
-            return
-        to = header.get("to")
-        relay = Relay(owned.client_id, owned.sink, str(header["t"]), ClientId(to) if to is not None else None,
-                      payload, time.perf_counter())
-        try:
-            owned.room.tell(relay)
-        except pykka.ActorDeadError:
-            self.metrics.message(relay.type, "rejected", "room-failed")
-
-    def _leave_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        key = (str(header["b"]), str(header["a"]))
-        if key in self.owned:
-            self._drop_owned(key, abnormal=bool(header.get("ab")))
-
-    def _drop_owned(self, key: tuple[str, str], abnormal: bool = True) -> None:
-        """A remote member left, or its backend is unreachable (abnormal: its seat is
-        held for the reconnect grace, as for a dropped socket)."""
-        owned = self.owned.pop(key)
-        owned.sink.closed = True  # nothing more can reach it
-        message = Disconnect(owned.room_id, owned.client_id, owned.sink, abnormal=abnormal)
-        try:
-            if owned.room is not None:
-                owned.room.tell(message)
-            elif self.hub is not None:
-                self.hub.tell(message)  # behind its Connect, through the Hub
-        except pykka.ActorDeadError:
-            pass
-
-
-def _refusal(code: str, message: str) -> JoinRefused:
-    for cls in (errors.InvalidRequest, errors.Unauthorized, errors.Forbidden, errors.ClientIdTaken, errors.RoomFull,
-                errors.ServerFull, errors.ShuttingDown, errors.RoomUnavailable, errors.RoomMoved,
-                errors.TooManyRequests):
-        if cls.code == code:
-            return cls(message or None)
-    return errors.RoomUnavailable(message or None)
-
 
 def make_cluster(settings: Settings, metrics: SignalingMetrics, port: int) -> Cluster:
     backend_id = settings.backend_id or default_backend_id(port)
