@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="2000,4000,6000,8000", help="relay rates in msg/s, through nginx")
     parser.add_argument("--latency-rate", type=int, default=1000, help="msg/s of the latency comparison")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds per relay phase")
+    parser.add_argument("--parts", default="latency,nginx", help="which measurements (default: both)")
     cfg = parser.parse_args(argv)
     cfg.rates = [int(r) for r in cfg.rates.split(",")]
     raise_fd_limit(4 * cfg.peers + 1000)
@@ -207,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         workdir = Path(tmp)
         with redis_server(workdir) as redis_url:
-            result["latency"] = across_backends(redis_url, workdir, cfg)
-            result["nginx"] = {str(n): through_nginx(n, redis_url, workdir, cfg) for n in (1, 2)}
+            if "latency" in cfg.parts:
+                result["latency"] = across_backends(redis_url, workdir, cfg)
+            if "nginx" in cfg.parts:
+                result["nginx"] = {str(n): through_nginx(n, redis_url, workdir, cfg) for n in (1, 2)}
     cfg.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
