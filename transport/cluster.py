@@ -102,6 +102,10 @@ BACKOFF_MIN, BACKOFF_MAX = 0.05, 2.0
 # A claimed lease whose Room never appeared (the join was refused before the Hub made
 # one) is released after this many renewal intervals.
 ORPHAN_INTERVALS = 2
+# Messages queued for Redis while a pipeline is in flight. Redis answers a pipeline in
+# well under a millisecond; a queue this deep means it has stalled, and the queue must
+# not grow without bound: the link is then treated as lost (remote clients get 4502).
+OUTBOX_LIMIT = 50_000
 
 
 def default_backend_id(port: int) -> str:
@@ -398,6 +402,10 @@ class Cluster:
     def publish(self, to_channel: str, message: bytes) -> None:
         if not self.up:
             self.cm.dropped("link-down")
+            return
+        if len(self.outbox) >= OUTBOX_LIMIT:
+            self.cm.dropped("publish-failed")
+            self.link_lost(RuntimeError(f"{OUTBOX_LIMIT} messages waiting for redis"))
             return
         self.outbox.append((to_channel, message))
         if self.flusher is None:

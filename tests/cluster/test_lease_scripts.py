@@ -1,10 +1,18 @@
-"""The lease scripts of transport/cluster.py against a real redis-server."""
+"""transport/cluster.py's Redis side against a real redis-server: the lease scripts, the
+publish queue's bound."""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
+import asyncio
+import signal
 
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from metrics.signaling import SignalingMetrics
 from tests.cluster.conftest import RedisServer
+from tests.support import make_settings
+from transport import cluster as cluster_module
 from transport.cluster import CLAIM, REASSERT, RELEASE, RENEW
 
 LEASE, EPOCH = "signaling:lease:r", "signaling:epoch"
@@ -44,3 +52,25 @@ async def test_claim_renew_release_reassert(redis_server: RedisServer) -> None:
         assert await claim(keys=[LEASE, EPOCH], args=["C", 5000, 0]) == [1, 51]
     finally:
         await client.aclose()
+
+
+async def test_a_publish_queue_that_redis_does_not_drain_counts_as_a_lost_link(redis_server: RedisServer) -> None:
+    registry = CollectorRegistry()
+    cluster = cluster_module.make_cluster(make_settings(redis=redis_server.url, secret="s" * 32),
+                                          SignalingMetrics(registry), 0)
+    await cluster.start()
+    try:
+        assert cluster.up
+        redis_server.proc.send_signal(signal.SIGSTOP)  # Redis stalls: nothing drains
+        try:
+            for i in range(cluster_module.OUTBOX_LIMIT + 2):
+                cluster.publish("signaling:backend:nobody", b"x")
+                if i == 0:
+                    await asyncio.sleep(0)  # the first pipeline is now in flight, and stuck
+            assert not cluster.up  # remote clients were closed with 4502; reconnecting
+            assert registry.get_sample_value("signaling_cluster_frames_dropped_total",
+                                             {"reason": "link-down"}) >= 1
+        finally:
+            redis_server.proc.send_signal(signal.SIGCONT)
+    finally:
+        await cluster.close()
