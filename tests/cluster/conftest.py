@@ -53,6 +53,10 @@ class RedisServer:
             time.sleep(0.02)  # redis gives no readiness signal but an answered PING
         raise AssertionError("redis-server did not start")
 
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None, "redis-server is not running"
+        self.proc.send_signal(signum)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()

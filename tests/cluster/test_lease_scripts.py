@@ -61,7 +61,7 @@ async def test_a_publish_queue_that_redis_does_not_drain_counts_as_a_lost_link(r
     await cluster.start()
     try:
         assert cluster.up
-        redis_server.proc.send_signal(signal.SIGSTOP)  # Redis stalls: nothing drains
+        redis_server.signal(signal.SIGSTOP)  # Redis stalls: nothing drains
         try:
             for i in range(cluster_module.OUTBOX_LIMIT + 2):
                 cluster.publish("signaling:backend:nobody", b"x")
@@ -71,6 +71,6 @@ async def test_a_publish_queue_that_redis_does_not_drain_counts_as_a_lost_link(r
             assert registry.get_sample_value("signaling_cluster_frames_dropped_total",
                                              {"reason": "link-down"}) >= 1
         finally:
-            redis_server.proc.send_signal(signal.SIGCONT)
+            redis_server.signal(signal.SIGCONT)
     finally:
         await cluster.close()
