@@ -24,6 +24,7 @@ from tests.support import (
     Client,
     Closed,
     ServerProcess,
+    connect,
     http,
     join,
     sample_data,
@@ -410,3 +411,32 @@ async def test_calls_under_load_survive_a_redis_restart_after_client_retry(redis
             await asyncio.gather(*workers)
         assert counts["failed"] == 0
         assert counts["retried"] > 0
+
+
+@pytest.mark.async_timeout(60)
+async def test_the_owner_room_stays_the_authority_for_errors_held_frames_and_limits(
+        redis_server: RedisServer) -> None:
+    api_key = "cluster-test-api-key"
+    with backends(redis_server, 2, "--api-key", api_key, "--max-members", "3") as (one, two):
+        a, _ = await join_on(one, "h", "a")  # one owns h
+        b, _ = await join_on(two, "h", "b")  # remote
+        await a.recv_type("peer-joined")
+        # An error frame from the owner's Room reaches the remote client.
+        b.signal("offer", "nobody")
+        error = await b.recv_type("error")
+        assert error["data"]["code"] == "unknown-peer"
+        # A seat reserved through the non-owner holds frames until its socket arrives.
+        status, body = await http(Port(two.port), "POST", "/rooms/h/join", {"clientId": "c"},  # type: ignore[arg-type]
+                                  Authorization=f"Bearer {api_key}")
+        assert status == 200, body
+        b.signal("offer", "c", sample_data("offer", 5))
+        c = await connect(Port(two.port), "h", "c", body["token"])  # type: ignore[arg-type]
+        assert (await c.recv_type("joined"))["data"]["peers"] == ["a", "b"]
+        held = await c.recv_type("offer")
+        assert held["from"] == "b" and held["data"] == sample_data("offer", 5)
+        # The member limit is the owner's: a fourth member is refused wherever it joins.
+        with pytest.raises(Closed) as refused:
+            await join_on(two, "h", "d")
+        assert refused.value.code == 4429
+        for client in (a, b, c):
+            client.close()
