@@ -21,11 +21,13 @@ The tree::
         +-- ServerFull                  server-full       503 / 4503
         +-- ShuttingDown                shutting-down     503 / 1001
         +-- RoomUnavailable             room-failed       503 / 4500 (retry)
+        +-- RoomMoved                   room-moved        503 / 4502 (retry; cluster mode)
         +-- TooManyRequests             rate-limited      429 / 1008
 
 Close codes used without an error frame: 1001 server shutting down, 4410 replaced
 by a newer connection of the same client, 4500 room failed (reconnect), 1013 slow
-reader, 1009 frame over the hard cap. docs/protocol.md lists them all.
+reader, 1009 frame over the hard cap, 4502 room moved to another backend or
+the cluster link was lost (cluster mode; rejoin). docs/protocol.md lists them all.
 """
 
 from __future__ import annotations
@@ -148,6 +150,13 @@ class RoomUnavailable(JoinRefused):
     close_code = 4500
 
 
+class RoomMoved(JoinRefused):
+    code = "room-moved"
+    message = "the room moved to another backend or the cluster link is down; rejoin"
+    http_status = 503
+    close_code = 4502
+
+
 class TooManyRequests(JoinRefused):
     code = "rate-limited"
     message = "too many requests or connections from this address"
@@ -161,3 +170,4 @@ CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 CLOSE_REPLACED = 4410
 CLOSE_ROOM_FAILED = 4500
+CLOSE_ROOM_MOVED = 4502

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.errors import RoomUnavailable, ServerFull, ShuttingDown
+from actors.errors import RoomMoved, RoomUnavailable, ServerFull, ShuttingDown
 from actors.ids import RoomId
 from actors.messages import (
     CloseAll,
@@ -31,6 +31,9 @@ from actors.room import Room
 from actors.room_state import RoomLimits
 from actors.runtime import LoopActor
 from metrics.signaling import SignalingMetrics
+
+if TYPE_CHECKING:
+    from actors.cluster_room import LeaseGate
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +51,15 @@ class Hub(LoopActor):
         limits: RoomLimits | None = None,
         max_rooms: int = 10_000,
         room_class: type[Room] = Room,
+        gate: LeaseGate | None = None,
     ) -> None:
         super().__init__()
         self.metrics = metrics
         self.limits = limits if limits is not None else RoomLimits()
         self.max_rooms = max_rooms
         self.room_class = room_class
+        # Cluster mode: a room is created only under this backend's lease on it.
+        self.gate = gate
         # Our own directory: Pykka's ActorRegistry is a global list with O(n) lookups.
         self.rooms: dict[RoomId, _Entry] = {}
         self.shutting_down = False
@@ -109,6 +115,9 @@ class Hub(LoopActor):
             if len(self.rooms) >= self.max_rooms:
                 message.reply.set_exception((ServerFull, ServerFull(), None))
                 return
+            if self.gate is not None and not self.gate.may_open(message.room_id):
+                message.reply.set_exception((RoomMoved, RoomMoved(), None))
+                return
             entry = self._create(message.room_id)
         entry.joins_sent += 1
         try:
@@ -123,5 +132,7 @@ class Hub(LoopActor):
         return entry
 
     def _remove(self, room_id: RoomId) -> None:
-        del self.rooms[room_id]
+        entry = self.rooms.pop(room_id)
         self.metrics.room_closed()
+        if self.gate is not None:
+            self.gate.room_closed(room_id, entry.ref)

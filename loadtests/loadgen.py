@@ -6,7 +6,9 @@ the generator in its own process means its CPU never counts against the server's
 which bench.py reads from /proc. Commands:
 
 - ``{"cmd": "connect", "n": N, "concurrency": C, "prefix": P}``: open N WebSockets in
-  N/2 rooms (two peers a room, open mode: the room id is the capability);
+  N/2 rooms (two peers a room, open mode: the room id is the capability); with
+  ``"secret"`` each peer shows a token minted with it (token and cluster mode), with
+  ``"b_port"`` each room's second peer connects to that port (another backend);
 - ``{"cmd": "relay", "rate": R, "seconds": S, "size": B, "drain": D}``: send R offers a
   second (about B bytes of SDP each) for S seconds, round-robin over the pairs and
   alternating direction; then wait up to D seconds for the stragglers. Latency is
@@ -31,6 +33,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -145,8 +148,14 @@ class Generator:
 
     # -- connect / close --
 
-    async def open_peer(self, room: str, client: str) -> Peer:
-        ws = await self.open_ws(room, client)
+    async def open_peer(self, room: str, client: str, secret: str = "", port: int = 0) -> Peer:
+        # Token mode (cluster mode needs it): mint the token here with the shared secret.
+        token = jwt.encode({"room": room, "sub": client, "exp": int(time.time()) + 3600}, secret) if secret else ""
+        url = self.ws_url(room, client, token)
+        if port:  # this peer on another backend (cluster mode: its frames cross Redis)
+            url = url.replace(f":{self.port}/", f":{port}/", 1)
+        ws = await connect(url, compression=None, ping_interval=None, open_timeout=30, close_timeout=5,
+                           max_size=1 << 20, max_queue=None)
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
         if frame["type"] != "joined":
             raise RuntimeError(f"wanted joined, got {frame['type']}")
@@ -179,7 +188,8 @@ class Generator:
         except ConnectionClosed:
             pass
 
-    async def cmd_connect(self, n: int, concurrency: int, prefix: str) -> dict[str, Any]:
+    async def cmd_connect(self, n: int, concurrency: int, prefix: str, secret: str = "",
+                          b_port: int = 0) -> dict[str, Any]:
         semaphore = asyncio.Semaphore(concurrency)
         failures: list[str] = []
 
@@ -187,8 +197,8 @@ class Generator:
             async with semaphore:
                 room = f"{prefix}-{i}"
                 try:
-                    a = await self.open_peer(room, "a")
-                    b = await self.open_peer(room, "b")
+                    a = await self.open_peer(room, "a", secret)
+                    b = await self.open_peer(room, "b", secret, b_port)
                 except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
                     failures.append(repr(exc)[:200])
                     return

@@ -35,18 +35,18 @@ JOIN_PATHS = ("rest", "ws")
 # "ok" or the JoinRefused code the join was refused with.
 JOIN_OUTCOMES = (
     "ok", "invalid-request", "unauthorized", "forbidden", "client-id-taken", "room-full", "server-full",
-    "shutting-down", "room-failed", "rate-limited",
+    "shutting-down", "room-failed", "rate-limited", "room-moved",
 )
 # What became of a relayed frame (RoomState.relay; the transport adds room-failed).
 DELIVERED, HELD, REJECTED = "delivered", "held", "rejected"
-REJECT_REASONS = ("stale-sender", "no-recipients", "unknown-peer", "peer-queue-full", "room-failed")
+REJECT_REASONS = ("stale-sender", "no-recipients", "unknown-peer", "peer-queue-full", "room-failed", "room-moved")
 # Frames the transport answers with an error frame before they reach a room.
 FRAME_ERROR_CODES = (
     "invalid-json", "invalid-message", "binary-not-supported", "frame-too-large", "from-mismatch", "rate-limited",
 )
 # Close codes the server sends: shutdown, rate limit, slow reader, join refusals,
 # replaced, room failed. (1009, a frame over the hard cap, is Tornado's and not counted.)
-CLOSE_CODES = (1001, 1008, 1013, 4400, 4401, 4403, 4409, 4410, 4429, 4500, 4503)
+CLOSE_CODES = (1001, 1008, 1013, 4400, 4401, 4403, 4409, 4410, 4429, 4500, 4502, 4503)
 OUTBOUND_DROP_REASONS = ("connection-closed", "slow-reader")
 # How a dropped client's seat ended: it came back in time, or its grace ran out.
 SEAT_OUTCOMES = ("resumed", "expired")
@@ -264,3 +264,77 @@ class SignalingMetrics:
         """Both are called at scrape time, on the loop thread that serves /metrics."""
         self._mailbox.set_function(deepest)
         self._hub_mailbox.set_function(hub)
+
+
+# -- cluster mode (--redis): registered only when it is on, so one process exports none --
+
+CLUSTER_DIRECTIONS = ("sent", "received")
+# Why a cross-backend message was not delivered (docs/cluster.md).
+CLUSTER_DROP_REASONS = (
+    "link-down", "publish-failed", "no-subscriber", "stale-epoch", "unknown-attachment", "malformed",
+)
+LEASE_EVENTS = ("claimed", "released", "lost", "renew-failed")
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+
+
+class ClusterMetrics:
+    """What the Redis link counts; called on the loop thread (transport/cluster.py)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        own: list[MetricWrapperBase] = []
+
+        def add(metric: _M) -> _M:
+            own.append(metric)
+            return metric
+
+        self._frames = add(Counter(
+            "signaling_cluster_frames_total",
+            "Messages between backends through Redis (frames relayed for a client on another backend, and "
+            "their joins and leaves), by direction: sent or received", ["direction"], registry=None))
+        self._dropped = add(Counter(
+            "signaling_cluster_frames_dropped_total",
+            "Cross-backend messages not delivered, by reason (link-down, publish-failed, no-subscriber, "
+            "stale-epoch, unknown-attachment, malformed); the affected clients are closed with 4502",
+            ["reason"], registry=None))
+        self._leases = add(Counter(
+            "signaling_cluster_lease_events_total",
+            "Room lease events on this backend: claimed, released, lost (taken over or expired unrenewed), "
+            "renew-failed (Redis unreachable while the lease was valid)", ["event"], registry=None))
+        self._leases_held = add(Gauge(
+            "signaling_cluster_leases", "Room leases this backend holds", registry=None))
+        self._roundtrip = add(Histogram(
+            "signaling_redis_roundtrip_seconds",
+            "Time from sending a command or pipeline to Redis to its answer", buckets=REDIS_BUCKETS, registry=None))
+        self._up = add(Gauge(
+            "signaling_redis_up", "1 while this backend's Redis link (commands and its channel) is up, else 0",
+            registry=None))
+        for direction in CLUSTER_DIRECTIONS:
+            self._frames.labels(direction)
+        for reason in CLUSTER_DROP_REASONS:
+            self._dropped.labels(reason)
+        for event in LEASE_EVENTS:
+            self._leases.labels(event)
+        self._sent = self._frames.labels("sent")
+        self._received = self._frames.labels("received")
+        registry.register(_WithoutCreated(own))
+
+    def sent(self, count: int = 1) -> None:
+        self._sent.inc(count)
+
+    def received(self) -> None:
+        self._received.inc()
+
+    def dropped(self, reason: str, count: int = 1) -> None:
+        self._dropped.labels(reason).inc(count)
+
+    def lease(self, event: str) -> None:
+        self._leases.labels(event).inc()
+
+    def watch_leases(self, count: Callable[[], int]) -> None:
+        self._leases_held.set_function(count)
+
+    def roundtrip(self, seconds: float) -> None:
+        self._roundtrip.observe(seconds)
+
+    def redis_up(self, up: bool) -> None:
+        self._up.set(1 if up else 0)

@@ -27,6 +27,7 @@ class ServiceContext:
     hub: pykka.ActorRef[Any]
     metrics: SignalingMetrics
     tokens: TokenIssuer
+    cluster: Any = None  # transport.cluster.Cluster in cluster mode (imported only then)
     draining: bool = False
     # Open WebSocket connections, so shutdown can wait for their close handshakes.
     open_sockets: int = 0

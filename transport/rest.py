@@ -69,7 +69,10 @@ class JoinHandler(JsonHandler):
             room_id = RoomId(path_room_id or body.get("roomId") or new_room_id())
             client_id = ClientId(body.get("clientId") or new_client_id())
             exp = ctx.tokens.expiry()  # the stub is claimed only with the token made below
-            await ctx.ask_hub(lambda reply: Reserve(room_id, client_id, reply, exp))
+            if ctx.cluster is not None:  # the room may live on another backend
+                await ctx.cluster.reserve(room_id, client_id, exp)
+            else:
+                await ctx.ask_hub(lambda reply: Reserve(room_id, client_id, reply, exp))
         except JoinRefused as refused:
             ctx.metrics.join("rest", refused.code)
             self.fail(refused)
@@ -104,6 +107,9 @@ class ReadyHandler(JsonHandler):
     def get(self) -> None:
         if self.ctx.draining:
             self.write_json({"status": "draining"}, 503)
+        elif self.ctx.cluster is not None:
+            # Still ready without Redis: local rooms keep working (docs/cluster.md).
+            self.write_json({"status": "ready", "redis": "up" if self.ctx.cluster.up else "down"})
         else:
             self.write_json({"status": "ready"})
 

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -25,6 +26,9 @@ from transport.app import make_app, make_metrics_app
 from transport.context import ServiceContext
 from transport.settings import Settings
 from transport.tokens import TokenIssuer
+
+if TYPE_CHECKING:
+    from transport.cluster import Cluster
 
 logger = logging.getLogger("transport.server")  # not __main__ under python -m
 
@@ -55,8 +59,19 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
-        hub = Hub.start(self.metrics, s.room_limits(), s.max_rooms)
-        self.ctx = ServiceContext(s, hub, self.metrics, TokenIssuer(s.secret, s.token_ttl))
+        self.cluster: Cluster | None = None
+        if s.redis:
+            # Imported here: only cluster mode needs (or imports) redis.
+            from actors.cluster_room import bind
+            from transport.cluster import make_cluster
+
+            self.cluster = make_cluster(s, self.metrics, s.port)
+            hub = Hub.start(self.metrics, s.room_limits(), s.max_rooms, bind(self.cluster), self.cluster)
+            self.cluster.hub = hub
+            await self.cluster.start()
+        else:
+            hub = Hub.start(self.metrics, s.room_limits(), s.max_rooms)
+        self.ctx = ServiceContext(s, hub, self.metrics, TokenIssuer(s.secret, s.token_ttl), self.cluster)
         self.http = HTTPServer(make_app(self.ctx), max_body_size=s.max_frame_bytes, xheaders=False)
         sockets = bind_sockets(s.port, s.host, backlog=s.backlog)
         self.http.add_sockets(sockets)
@@ -77,6 +92,8 @@ class Server:
         if self.settings.drain_seconds:
             await asyncio.sleep(self.settings.drain_seconds)
         self.http.stop()
+        if self.cluster is not None:
+            await self.cluster.drain()  # leases first: the rooms move now, not after the TTL
         await ctx.ask_hub(lambda reply: Shutdown(CLOSE_GOING_AWAY, "server shutting down", reply))
         if ctx.open_sockets:
             try:
@@ -85,6 +102,8 @@ class Server:
                 logger.warning("%d sockets still open after %.1fs; exiting anyway",
                                ctx.open_sockets, self.settings.shutdown_timeout)
         await runtime.stop(ctx.hub)
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.http.close_all_connections()
         self.metrics_http.stop()
         logger.info("stopped")

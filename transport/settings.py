@@ -78,6 +78,12 @@ class Settings:
                                                             "listener closes, so a load balancer stops routing here"))
     shutdown_timeout: float = field(default=5.0, metadata=_doc("seconds to wait for sockets to close on SIGTERM"))
     backlog: int = field(default=1024, metadata=_doc("listen backlog (the default 128 drops connection bursts)"))
+    redis: str = field(default="", metadata=_doc("Redis URL (redis://host:6379/0) that switches cluster mode on: "
+                                                 "room leases and cross-backend relay (docs/cluster.md); needs --secret"))
+    backend_id: str = field(default="", metadata=_doc("this backend's name in the cluster, unique per process; "
+                                                      "default: hostname:port plus a random suffix"))
+    lease_ttl: float = field(default=10.0, metadata=_doc("seconds a room lease lives in Redis unless renewed "
+                                                         "(every third of it); a dead owner's rooms move after this"))
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
     log_format: str = field(default="text", metadata=_doc("text or json"))
 
@@ -102,6 +108,16 @@ class Settings:
             raise SettingsError("log_format must be text or json")
         if self.secret and len(self.secret) < 32:
             raise SettingsError("secret must be at least 32 characters (HS256 key)")
+        if self.redis:
+            if not self.redis.startswith(("redis://", "rediss://", "unix://")):
+                raise SettingsError("redis must be a redis://, rediss:// or unix:// URL")
+            if not self.secret:
+                raise SettingsError("cluster mode (--redis) needs --secret, shared by every backend, so that a "
+                                    "token minted by one verifies on all")
+        if self.lease_ttl < 0.3:
+            raise SettingsError("lease_ttl must be at least 0.3 seconds")
+        if any(c.isspace() for c in self.backend_id):
+            raise SettingsError("backend_id must not contain spaces")
         self.ice_server_list()  # validates
         self._check_turn()
         if self.web_root not in ("", "auto") and not os.path.isfile(os.path.join(self.web_root, "index.html")):

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 class SignalingSocket(WebSocketHandler):
     def initialize(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        # A Room actor, or in cluster mode a RemoteRoom relaying to the room's owner.
         self.room: pykka.ActorRef[Any] | None = None
         self.room_id: RoomId | None = None
         self.client_id: ClientId | None = None
@@ -107,7 +108,10 @@ class SignalingSocket(WebSocketHandler):
             # Nagle's algorithm would hold each one back for the previous one's ACK.
             self.set_nodelay(True)
             sink = self.sink
-            joined: Joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
+            if self.ctx.cluster is not None:  # the room may live on another backend
+                joined: Joined = await self.ctx.cluster.join(room_id, client_id, sink, proof)
+            else:
+                joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
         except JoinRefused as refused:
             self.ctx.metrics.join("ws", refused.code)
             self._close(refused.close_code, f"{refused.code}: {refused.detail}")

@@ -108,7 +108,18 @@ def check_parses(tmp_path: Path, exprs: list[str]) -> None:
 async def live_series_names() -> set[str]:
     async with running_server() as server:
         _, text = await scrape(server)
-    return sample_names(text) | SYNTHETIC
+    return sample_names(text) | SYNTHETIC | cluster_series_names()
+
+
+def cluster_series_names() -> set[str]:
+    """What a backend adds in cluster mode (tests/cluster/ scrapes it live, with Redis)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from metrics.signaling import ClusterMetrics
+
+    registry = CollectorRegistry()
+    ClusterMetrics(registry)
+    return sample_names(generate_latest(registry).decode())
 
 
 # -- Prometheus: scrape config, alert rules and their unit tests --------------------

@@ -1,0 +1,140 @@
+"""Three backends behind the shipped nginx config, on one Redis: affinity and rolling restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import SECRET, RedisServer, free_port
+from tests.cluster.test_cluster import RETRYABLE, Port, call_via, join_on, metric
+from tests.e2e.test_nginx import CONFIG, wait_for_port
+from tests.support import ServerProcess, connect, http, scaled, server_process
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def nginx(tmp_path: Path, backend_ports: list[int]) -> Iterator[Port]:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        pytest.fail("nginx is not installed (.ci/run installs it)")
+    port = free_port()
+    servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=0;" for p in backend_ports)
+    site = CONFIG.read_text().replace("    server 127.0.0.1:8080 max_fails=0;", servers)
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 1;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp_path}/body;
+    proxy_temp_path {tmp_path}/proxy;
+    fastcgi_temp_path {tmp_path}/fastcgi;
+    uwsgi_temp_path {tmp_path}/uwsgi;
+    scgi_temp_path {tmp_path}/scgi;
+    include {tmp_path}/site.conf;
+}}
+""")
+    check = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                           capture_output=True, text=True, timeout=scaled(30), check=False)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield Port(port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=scaled(10))
+
+
+API_KEY = "cluster-test-api-key"
+BACKEND_ARGS = ("--api-key", API_KEY, "--trust-proxy", "--lease-ttl", "2", "--max-connections-per-ip", "1000",
+                "--join-rate-per-ip", "1000", "--join-burst-per-ip", "1000")
+
+
+def start_backend(stack: ExitStack, redis: RedisServer, port: int) -> ServerProcess:
+    return stack.enter_context(server_process("--redis", redis.url, "--secret", SECRET, *BACKEND_ARGS,
+                                              "--port", str(port)))
+
+
+@pytest.mark.async_timeout(150)
+async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_no_call(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(3)]
+    with ExitStack() as stack:
+        backends = [start_backend(stack, redis_server, p) for p in ports]
+        with nginx(tmp_path, ports) as proxy:
+            # Steady state: nginx hashes on the room id, so both clients of a call reach
+            # the room's owner and nothing crosses Redis.
+            await asyncio.gather(*(call_via(proxy, f"steady{i}") for i in range(30)))
+            assert sum(metric(b, 'signaling_cluster_frames_total{direction="sent"}') for b in backends) == 0
+            assert all(metric(b, "signaling_rooms") == 0 for b in backends)
+            # A REST join with the room in the body carries no room in the URI, so it can
+            # land on any backend: it reserves the seat on the room's owner, through Redis,
+            # and the token it returns opens the WebSocket wherever nginx sends it.
+            a, _ = await join_on(proxy, "viaBody", "a")
+            for i, backend in enumerate(backends):
+                status, body = await http(Port(backend.port), "POST", "/rooms/join",  # type: ignore[arg-type]
+                                          {"roomId": "viaBody", "clientId": f"b{i}"},
+                                          Authorization=f"Bearer {API_KEY}")
+                assert status == 200, body
+                b = await connect(proxy, "viaBody", f"b{i}", body["token"])  # type: ignore[arg-type]
+                joined = await b.recv_type("joined")
+                assert "a" in joined["data"]["peers"]
+                assert (await a.recv_type("peer-joined"))["data"]["clientId"] == f"b{i}"
+                b.close()
+                assert (await a.recv_type("peer-left"))["data"]["clientId"] == f"b{i}"
+            a.close()
+            assert sum(metric(b, 'signaling_cluster_frames_total{direction="sent"}') for b in backends) > 0
+
+            # Rolling restart under steady call-setup load.
+            stop = asyncio.Event()
+            counts = {"ok": 0, "retried": 0, "failed": 0}
+
+            async def caller(worker: int) -> None:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    room = f"roll{worker}x{n}"
+                    deadline = time.monotonic() + scaled(30)
+                    for attempt in range(100):
+                        try:
+                            await call_via(proxy, room, ids=(f"a{attempt}", f"b{attempt}"), strict=False)
+                            counts["ok"] += 1
+                            break
+                        except RETRYABLE:
+                            counts["retried"] += 1
+                            if time.monotonic() > deadline:
+                                counts["failed"] += 1
+                                break
+                            await asyncio.sleep(0.2)  # the client's retry backoff
+
+            workers = [asyncio.create_task(caller(w)) for w in range(8)]
+            try:
+                for i, port in enumerate(ports):
+                    before = counts["ok"]
+                    backends[i].proc.send_signal(signal.SIGTERM)
+                    await asyncio.to_thread(backends[i].proc.wait, scaled(15))
+                    assert backends[i].proc.returncode == 0
+                    backends[i] = start_backend(stack, redis_server, port)
+                    while counts["ok"] < before + 10:  # calls keep completing between restarts
+                        await asyncio.sleep(0.05)
+            finally:
+                stop.set()
+                await asyncio.gather(*workers)
+            print(f"rolling restart: {counts}")
+            assert counts["failed"] == 0
+            assert counts["ok"] >= 30

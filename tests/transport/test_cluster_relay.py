@@ -1,0 +1,132 @@
+"""The cross-backend relay (transport/cluster_relay.py) with a fake link: no Redis, no sockets.
+
+The fake link records what a backend publishes; the test plays the other backend by
+calling ``handle`` with its envelopes (the real link is Redis pub/sub: tests/cluster/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from actors.errors import CLOSE_ROOM_MOVED, RoomMoved
+from actors.ids import ClientId, RoomId
+from actors.messages import Disconnect, Relay
+from actors.ownership import CLOSE, FRAME, Remote, envelope, open_envelope
+from metrics.signaling import ClusterMetrics, SignalingMetrics
+from tests.recording import RecordingSink
+from transport.cluster_relay import Relays
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.up = True
+        self.sent: list[tuple[str, bytes]] = []
+        self.epochs: dict[str, int] = {}
+
+    def publish(self, to_channel: str, message: bytes) -> None:
+        self.sent.append((to_channel, message))
+
+    def open_epoch(self, room_id: RoomId) -> int | None:
+        return self.epochs.get(room_id)
+
+
+def relays(name: str) -> tuple[Relays, FakeLink, CollectorRegistry]:
+    registry = CollectorRegistry()
+    link = FakeLink()
+    return Relays(name, link, SignalingMetrics(registry), ClusterMetrics(registry)), link, registry
+
+
+def dropped(registry: CollectorRegistry, reason: str) -> float:
+    return registry.get_sample_value("signaling_cluster_frames_dropped_total", {"reason": reason}) or 0.0
+
+
+async def attach(edge: Relays, link: FakeLink, sink: RecordingSink, epoch: int = 7) -> Any:
+    """An edge attachment to owner "o" whose owner answered ``joined``."""
+    joining = asyncio.ensure_future(edge.join_remote(Remote("o", epoch), RoomId("r"), ClientId("c"), sink, None))
+    await asyncio.sleep(0)  # let it publish its connect
+    (_, connect), = link.sent
+    header, _ = open_envelope(connect)
+    assert header["k"] == "C" and header["e"] == epoch
+    link.sent.clear()
+    edge.handle({"k": "j", "a": header["a"]}, b"")
+    return (await joining).room, header["a"]
+
+
+async def test_an_edge_fences_frames_stamped_with_another_epoch_and_closes_the_client() -> None:
+    edge, link, registry = relays("e")
+    sink = RecordingSink("c")
+    room, att = await attach(edge, link, sink, epoch=7)
+    edge.handle({"k": FRAME, "a": att, "e": 7}, b'{"type":"offer"}')
+    edge.handle({"k": FRAME, "a": att, "e": 6}, b'{"type":"answer"}')  # a former owner
+    assert sink.types() == ["offer"]
+    assert sink.closed is not None and sink.closed[0] == CLOSE_ROOM_MOVED
+    assert dropped(registry, "stale-epoch") == 1
+    (_, leave), = link.sent  # the owner is told the member left
+    assert open_envelope(leave)[0]["k"] == "L"
+    link.sent.clear()
+    edge.handle({"k": FRAME, "a": att, "e": 7}, b"late")  # nothing reaches a closed attachment
+    assert dropped(registry, "unknown-attachment") == 1 and sink.types() == ["offer"]
+    room.tell(Relay(ClientId("c"), sink, "offer", None, b"{}"))
+    assert link.sent == []  # and its later frames go nowhere
+
+
+async def test_frames_both_ways_keep_their_order_and_a_leave_reaches_the_owner() -> None:
+    edge, link, _ = relays("e")
+    sink = RecordingSink("c")
+    room, _ = await attach(edge, link, sink)
+    for i in range(5):
+        room.tell(Relay(ClientId("c"), sink, "ice-candidate", ClientId("d"), b'{"n":%d}' % i))
+    room.tell(Disconnect(RoomId("r"), ClientId("c"), sink))
+    headers = [open_envelope(m) for _, m in link.sent]
+    assert [h["k"] for h, _ in headers] == ["R"] * 5 + ["L"]
+    assert [p for _, p in headers[:5]] == [b'{"n":%d}' % i for i in range(5)]
+    assert all(ch == "signaling:backend:o" for ch, _ in link.sent)
+
+
+async def test_a_lost_link_fails_waiting_joins_and_closes_every_remote_socket() -> None:
+    edge, link, _ = relays("e")
+    connected = RecordingSink("c")
+    await attach(edge, link, connected)
+    waiting = asyncio.ensure_future(edge.join_remote(Remote("o", 7), RoomId("r2"), ClientId("w"),
+                                                     RecordingSink("w"), None))
+    await asyncio.sleep(0)
+    link.up = False
+    edge.link_lost()
+    with pytest.raises(RoomMoved):
+        await waiting
+    assert connected.closed is not None and connected.closed[0] == CLOSE_ROOM_MOVED
+    assert edge.edge == {} and edge.pending == {}
+
+
+async def test_an_owner_refuses_a_remote_join_under_an_epoch_it_does_not_hold() -> None:
+    owner, link, _ = relays("o")
+    link.epochs["r"] = 8
+    owner.handle({"k": "C", "b": "e", "a": "1", "r": "r", "c": "c", "e": 7, "p": None}, b"")
+    (channel, answer), = link.sent
+    assert channel == "signaling:backend:e"
+    assert open_envelope(answer)[0] == {"k": "x", "a": "1", "code": "room-moved"}
+    assert owner.owned == {}
+
+
+async def test_a_close_from_the_owner_closes_the_socket_with_its_code() -> None:
+    edge, link, _ = relays("e")
+    sink = RecordingSink("c")
+    _, att = await attach(edge, link, sink)
+    edge.handle(open_envelope(envelope({"k": CLOSE, "a": att, "e": 7, "code": 1001, "reason": "bye"}))[0], b"")
+    assert sink.closed == (1001, "bye")
+    assert [open_envelope(m)[0]["k"] for _, m in link.sent] == ["L"]
+
+
+async def test_a_backend_gone_from_its_channel_takes_its_attachments_with_it() -> None:
+    edge, link, _ = relays("e")
+    sink = RecordingSink("c")
+    await attach(edge, link, sink)
+    edge.peer_gone("other")
+    assert sink.closed is None
+    edge.peer_gone("o")  # the owner: nobody listens on its channel any more
+    assert sink.closed is not None and sink.closed[0] == CLOSE_ROOM_MOVED
+    assert edge.edge == {}
