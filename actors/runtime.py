@@ -153,6 +153,17 @@ class LoopInbox:
         self._loop_thread = threading.get_ident()
         self._drain = drain
 
+    def unbind(self) -> None:
+        """Forget the drain (a bound method of the actor) once the actor has stopped.
+
+        The actor holds its inbox and the inbox held the actor: a reference cycle that
+        only the cyclic GC could free, and server.tune_gc() makes full collections
+        rare, so every stopped Room lingered for minutes. Without the cycle a stopped
+        actor is freed by reference counting as soon as its last ActorRef goes."""
+        with self._lock:
+            self._loop = None
+            self._drain = None
+
     def put(self, envelope: Envelope[Any], /) -> None:
         with self._lock:
             self._queue.append(envelope)
@@ -181,7 +192,8 @@ class LoopInbox:
     def _run(self) -> None:
         with self._lock:
             self._scheduled = False
-        if self._drain():
+            drain = self._drain
+        if drain is not None and drain():  # None: the actor stopped since this was scheduled
             self.kick()
 
 
@@ -274,10 +286,12 @@ class LoopActor(pykka.Actor):
             raise
 
     def _teardown(self) -> None:
+        # Cancelled handles drop their callbacks (closures over this actor) at once.
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
         self._actor_loop_teardown()
+        self.actor_inbox.unbind()
 
 
 def _envelope(message: Any) -> Envelope[Any]:
