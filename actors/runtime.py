@@ -29,11 +29,13 @@ import collections
 import logging
 import sys
 import threading
+import traceback
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import pykka
 from pykka import messages as pykka_messages
+from pykka._threading import ThreadingFutureResult
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope
@@ -96,7 +98,7 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
         waiter = self._waiter()
         if waiter is not None:
             yield from waiter.__await__()
-        return self.get(timeout=0)
+        return self._outcome()
 
     __iter__ = __await__
 
@@ -113,7 +115,26 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
                 await waiter
             finally:
                 timer.cancel()
-        return self.get(timeout=0)
+        return self._outcome()
+
+    def _outcome(self) -> Any:
+        """The value, or the exception raised without leaving a reference cycle.
+
+        Raising an exception stored in a future makes a cycle: the exception's traceback
+        holds the frames it passed (Pykka's ``get`` keeps it in a local; ours and the
+        awaiting caller's hold the future, which holds the exception). On the join path
+        (every refused join raises here) that cycle took the whole connection's handler
+        with it into the rare full collections (issue 10). So the finished frames are
+        cleared and the future keeps only the exception's type: an awaited future has
+        one consumer, and a later ``get`` still raises that type."""
+        try:
+            return self.get(timeout=0)
+        except BaseException as exc:
+            traceback.clear_frames(exc.__traceback__)  # skips frames still running
+            with self._condition:
+                if self._result is not None and self._result.exc_info is not None:
+                    self._result = ThreadingFutureResult(exc_info=(self._result.exc_info[0], None, None))
+            raise
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -7,11 +7,18 @@ import gc
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import metadata
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+import pykka
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+)
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -20,7 +27,8 @@ from actors.errors import CLOSE_GOING_AWAY
 from actors.hub import Hub
 from actors.messages import Shutdown
 from metrics.signaling import SignalingMetrics
-from transport import logs, settings as settings_module
+from transport import logs
+from transport import settings as settings_module
 from transport.app import make_app, make_metrics_app
 from transport.context import ServiceContext
 from transport.settings import Settings
@@ -56,6 +64,8 @@ class Server:
     async def start(self) -> None:
         s = self.settings
         hub = Hub.start(self.metrics, s.room_limits(), s.max_rooms)
+        # get_all() copies Pykka's list: fine once per scrape, not on a hot path.
+        self.metrics.watch_runtime(lambda: len(pykka.ActorRegistry.get_all()), threading.active_count)
         self.ctx = ServiceContext(s, hub, self.metrics, TokenIssuer(s.secret, s.token_ttl))
         self.http = HTTPServer(make_app(self.ctx), max_body_size=s.max_frame_bytes, xheaders=False)
         sockets = bind_sockets(s.port, s.host, backlog=s.backlog)
