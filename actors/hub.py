@@ -55,6 +55,8 @@ class Hub(LoopActor):
         self.max_rooms = max_rooms
         self.room_class = room_class
         # Our own directory: Pykka's ActorRegistry is a global list with O(n) lookups.
+        # Removed by _remove() only: when the room reports itself idle (then stopped),
+        # when it failed, on shutdown, or when a join finds it dead.
         self.rooms: dict[RoomId, _Entry] = {}
         self.shutting_down = False
         metrics.watch_mailboxes(self.deepest_mailbox, lambda: len(self.actor_inbox))

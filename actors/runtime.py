@@ -53,6 +53,8 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
 
     def __init__(self) -> None:
         super().__init__()
+        # Emptied by _wake_waiters() when the value is set; a waiter that timed out stays
+        # until then, and goes with the future (owned by the one awaiting it).
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def done(self) -> bool:
@@ -162,6 +164,8 @@ class LoopInbox:
     """
 
     def __init__(self) -> None:
+        # Drained by the actor; what is left when it stops is failed (asks) or dropped
+        # (tells) by Pykka's _actor_loop_teardown.
         self._queue: collections.deque[Envelope[Any]] = collections.deque()
         self._lock = threading.Lock()
         self._scheduled = False
@@ -243,6 +247,7 @@ class LoopActor(pykka.Actor):
             self.actor_stopped.set()
             raise RuntimeError(f"{type(self).__name__}.start() needs a running asyncio loop") from exc
         self._setup_done = False
+        # A handle removes itself when it fires; _teardown() cancels and clears the rest.
         self._timers: set[asyncio.TimerHandle] = set()
         self.actor_inbox.bind(self._loop, self._drain)
         # on_start runs on the loop before the first message, as in a thread: this

@@ -63,9 +63,13 @@ class AbortAwareProtocol(WebSocketProtocol13):
 class SignalingSocket(WebSocketHandler):
     def initialize(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        # Set once joined; _leave() clears it (on_close). The handler itself is freed by
+        # reference counting when Tornado drops the connection: it must be in no cycle.
         self.room: pykka.ActorRef[Any] | None = None
         self.room_id: RoomId | None = None
         self.client_id: ClientId | None = None
+        # Owned here; the Room holds it until the Disconnect from on_close removes the
+        # member (or the member's grace runs out). It refers back to us weakly.
         self.sink: WebSocketSink | None = None
         self.aborted = False  # the connection ended without a close handshake
         self.ip: str | None = None  # counted against max_connections_per_ip while set
