@@ -257,13 +257,19 @@ class LoopActor(pykka.Actor):
     def tell_later(self, delay: float, message: Any) -> None:
         """Tell this actor ``message`` after ``delay`` seconds (timers, expiries)."""
 
+        # The handle is kept in a box that fire() empties: asyncio keeps a fired handle's
+        # callback, so a closure holding its own handle would be a cycle (handle ->
+        # fire -> handle) taking this actor with it, and every room whose timer fired
+        # (a dropped member's grace, a REST stub's TTL) would wait for a full collection.
+        box: list[asyncio.TimerHandle] = []
+
         def fire() -> None:
-            self._timers.discard(handle)
+            self._timers.discard(box.pop())
             if not self.actor_stopped.is_set():
                 self.actor_inbox.put(_envelope(message))
 
-        handle = self._loop.call_later(delay, fire)
-        self._timers.add(handle)
+        box.append(self._loop.call_later(delay, fire))
+        self._timers.add(box[0])
 
     def _setup(self) -> None:
         self._actor_loop_setup()
