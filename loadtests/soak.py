@@ -43,6 +43,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -422,6 +423,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
+    # SIGTERM unwinds like an exception, so the server soak.py started is stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     raise_fd_limit(65536)
     plot = cfg.plot or cfg.out.with_suffix(".svg")
     if cfg.port is not None:
