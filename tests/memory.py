@@ -22,8 +22,9 @@ def own_objects() -> Counter[str]:
     counts: Counter[str] = Counter()
     for obj in gc.get_objects():
         cls = type(obj)
-        if cls.__module__.startswith(OWN_MODULES):
-            counts[f"{cls.__module__}.{cls.__qualname__}"] += 1
+        module = cls.__module__
+        if isinstance(module, str) and module.startswith(OWN_MODULES):  # some C types have no str
+            counts[f"{module}.{cls.__qualname__}"] += 1
     return counts
 
 
