@@ -15,7 +15,7 @@ import pykka
 from actors.ids import RoomId
 from actors.messages import ExpireStubs, GetRoom
 from tests.memory import outlived, own_objects, refcounting_only
-from tests.support import connect, join, running_server, sample_data, scaled
+from tests.support import connect, http, join, running_server, sample_data, scaled
 from transport.server import Server
 
 CYCLES = 20
@@ -27,8 +27,8 @@ async def room_ref(server: Server, room: str) -> pykka.ActorRef[Any] | None:
 
 
 async def one_call(server: Server, n: int) -> None:
-    """Two peers relay offer/answer and candidates; a third connection is refused (id
-    taken); b drops without a close handshake and comes back within its grace; both
+    """Two peers relay offer/answer and candidates; a frame and a REST body fail their
+    schemas; a third connection is refused (id taken); b drops without a close handshake and comes back within its grace; both
     leave. Returns once every socket closed and the room has been reaped and stopped."""
     room = f"room-{n}"
     a, _ = await join(server, room, "a")
@@ -44,6 +44,11 @@ async def one_call(server: Server, n: int) -> None:
     for client in (a, b):
         for _ in range(10):
             await client.recv_type("ice-candidate")
+    # Refused input: its exceptions must not keep the handler alive either.
+    a.send({"type": "offer", "to": "b", "data": {"type": "offer"}})  # no sdp: the schema refuses it
+    assert (await a.recv_type("error"))["data"]["code"] == "invalid-message"
+    status, _ = await http(server, "POST", "/rooms/join", {"roomId": "not an id!"})
+    assert status == 400
     taken = await connect(server, room, "a")
     assert (await taken.closed())[0] == 4409  # a refused join raises through the join's future
     b.conn.protocol.stream.close()  # type: ignore[union-attr]  # gone without a close frame
