@@ -13,12 +13,7 @@ from importlib import metadata
 
 import prometheus_client
 import pykka
-from prometheus_client import (
-    CollectorRegistry,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -27,8 +22,7 @@ from actors.errors import CLOSE_GOING_AWAY
 from actors.hub import Hub
 from actors.messages import Shutdown
 from metrics.signaling import SignalingMetrics
-from transport import logs
-from transport import settings as settings_module
+from transport import logs, settings as settings_module
 from transport.app import make_app, make_metrics_app
 from transport.context import ServiceContext
 from transport.settings import Settings
@@ -109,11 +103,11 @@ def tune_gc() -> None:
     10k peers, p99 1.9 ms instead of 740 ms).
 
     The price: cyclic garbage that reaches generation 2 waits minutes for a full
-    collection. A closed connection or a stopped room must therefore leave no reference
-    cycle behind, so that reference counting frees it at once (issue 10: three small
-    cycles, handler <-> sink, a closure on the connection and actor <-> inbox, made
-    every call setup leave ~126 objects behind and RSS grow ~2 MB/s under churn).
-    tests/actors/test_memory.py and tests/loadtests/test_soak.py keep it that way."""
+    collection. A closed connection, a stopped room or a refused request must therefore
+    leave no reference cycle behind, so that reference counting frees it at once (issue
+    10: six small cycles, listed in docs/performance.md#soak, left ~126 objects per call
+    setup and grew RSS by ~2 MB/s under churn). The memory tests (tests/actors/ and
+    tests/transport/test_memory.py) and tests/loadtests/test_soak.py keep it that way."""
     gc.freeze()
     gen0, gen1, _ = gc.get_threshold()
     gc.set_threshold(gen0, gen1, 1000)
