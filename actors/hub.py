@@ -61,6 +61,8 @@ class Hub(LoopActor):
         # Cluster mode: a room is created only under this backend's lease on it.
         self.gate = gate
         # Our own directory: Pykka's ActorRegistry is a global list with O(n) lookups.
+        # Removed by _remove() only: when the room reports itself idle (then stopped),
+        # when it failed, on shutdown, or when a join finds it dead.
         self.rooms: dict[RoomId, _Entry] = {}
         self.shutting_down = False
         metrics.watch_mailboxes(self.deepest_mailbox, lambda: len(self.actor_inbox))

@@ -52,6 +52,8 @@ class Room(LoopActor):
         self.joins_seen = 0
         self.peak_members = 0
         # (offerer, answerer) -> when the offer was relayed: call-setup time per pair.
+        # Popped by the answer; a leaving member's pairs are dropped on its Disconnect;
+        # capped at max_members**2; gone with the Room.
         self.offers: dict[tuple[str, str], float] = {}
 
     def on_start(self) -> None:

@@ -36,6 +36,7 @@ class Member:
     # within its reconnect grace: frames addressed to it are held meanwhile.
     sink: ClientSink | None
     expires_at: float = math.inf
+    # Emptied into the socket by connect(); dropped with the member (expire, close_all).
     held: deque[bytes] = field(default_factory=deque)
     held_bytes: int = 0
     announced: bool = False  # the others were sent peer-joined for it
@@ -85,6 +86,9 @@ class RoomState:
     def __init__(self, room_id: RoomId, limits: RoomLimits) -> None:
         self.room_id = room_id
         self.limits = limits
+        # Removed by disconnect() (a clean leave), expire() (a stub's TTL or a dropped
+        # member's grace ran out: Room tells itself ExpireStubs for both) and close_all()
+        # (shutdown, room failure). The Hub reaps the room once this is empty.
         self.members: dict[ClientId, Member] = {}
 
     @property

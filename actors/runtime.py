@@ -29,11 +29,13 @@ import collections
 import logging
 import sys
 import threading
+import traceback
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import pykka
 from pykka import messages as pykka_messages
+from pykka._threading import ThreadingFutureResult
 
 if TYPE_CHECKING:
     from pykka._envelope import Envelope
@@ -51,6 +53,8 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
 
     def __init__(self) -> None:
         super().__init__()
+        # Emptied by _wake_waiters() when the value is set; a waiter that timed out stays
+        # until then, and goes with the future (owned by the one awaiting it).
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def done(self) -> bool:
@@ -96,7 +100,7 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
         waiter = self._waiter()
         if waiter is not None:
             yield from waiter.__await__()
-        return self.get(timeout=0)
+        return self._outcome()
 
     __iter__ = __await__
 
@@ -113,7 +117,26 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
                 await waiter
             finally:
                 timer.cancel()
-        return self.get(timeout=0)
+        return self._outcome()
+
+    def _outcome(self) -> Any:
+        """The value, or the exception raised without leaving a reference cycle.
+
+        Raising an exception stored in a future makes a cycle: the exception's traceback
+        holds the frames it passed (Pykka's ``get`` keeps it in a local; ours and the
+        awaiting caller's hold the future, which holds the exception). On the join path
+        (every refused join raises here) that cycle took the whole connection's handler
+        with it into the rare full collections (issue 10). So the finished frames are
+        cleared and the future keeps only the exception's type: an awaited future has
+        one consumer, and a later ``get`` still raises that type."""
+        try:
+            return self.get(timeout=0)
+        except BaseException as exc:
+            traceback.clear_frames(exc.__traceback__)  # skips frames still running
+            with self._condition:
+                if self._result is not None and self._result.exc_info is not None:
+                    self._result = ThreadingFutureResult(exc_info=(self._result.exc_info[0], None, None))
+            raise
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -141,6 +164,8 @@ class LoopInbox:
     """
 
     def __init__(self) -> None:
+        # Drained by the actor; what is left when it stops is failed (asks) or dropped
+        # (tells) by Pykka's _actor_loop_teardown.
         self._queue: collections.deque[Envelope[Any]] = collections.deque()
         self._lock = threading.Lock()
         self._scheduled = False
@@ -152,6 +177,17 @@ class LoopInbox:
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self._drain = drain
+
+    def unbind(self) -> None:
+        """Forget the drain (a bound method of the actor) once the actor has stopped.
+
+        The actor holds its inbox and the inbox held the actor: a reference cycle that
+        only the cyclic GC could free, and server.tune_gc() makes full collections
+        rare, so every stopped Room lingered for minutes. Without the cycle a stopped
+        actor is freed by reference counting as soon as its last ActorRef goes."""
+        with self._lock:
+            self._loop = None
+            self._drain = None
 
     def put(self, envelope: Envelope[Any], /) -> None:
         with self._lock:
@@ -181,7 +217,8 @@ class LoopInbox:
     def _run(self) -> None:
         with self._lock:
             self._scheduled = False
-        if self._drain():
+            drain = self._drain
+        if drain is not None and drain():  # None: the actor stopped since this was scheduled
             self.kick()
 
 
@@ -210,6 +247,7 @@ class LoopActor(pykka.Actor):
             self.actor_stopped.set()
             raise RuntimeError(f"{type(self).__name__}.start() needs a running asyncio loop") from exc
         self._setup_done = False
+        # A handle removes itself when it fires; _teardown() cancels and clears the rest.
         self._timers: set[asyncio.TimerHandle] = set()
         self.actor_inbox.bind(self._loop, self._drain)
         # on_start runs on the loop before the first message, as in a thread: this
@@ -219,13 +257,19 @@ class LoopActor(pykka.Actor):
     def tell_later(self, delay: float, message: Any) -> None:
         """Tell this actor ``message`` after ``delay`` seconds (timers, expiries)."""
 
+        # The handle is kept in a box that fire() empties: asyncio keeps a fired handle's
+        # callback, so a closure holding its own handle would be a cycle (handle ->
+        # fire -> handle) taking this actor with it, and every room whose timer fired
+        # (a dropped member's grace, a REST stub's TTL) would wait for a full collection.
+        box: list[asyncio.TimerHandle] = []
+
         def fire() -> None:
-            self._timers.discard(handle)
+            self._timers.discard(box.pop())
             if not self.actor_stopped.is_set():
                 self.actor_inbox.put(_envelope(message))
 
-        handle = self._loop.call_later(delay, fire)
-        self._timers.add(handle)
+        box.append(self._loop.call_later(delay, fire))
+        self._timers.add(box[0])
 
     def _setup(self) -> None:
         self._actor_loop_setup()
@@ -274,10 +318,12 @@ class LoopActor(pykka.Actor):
             raise
 
     def _teardown(self) -> None:
+        # Cancelled handles drop their callbacks (closures over this actor) at once.
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
         self._actor_loop_teardown()
+        self.actor_inbox.unbind()
 
 
 def _envelope(message: Any) -> Envelope[Any]:

@@ -122,6 +122,17 @@ class Peer:
 
 
 @dataclass
+class Call:
+    """Two peers that have negotiated a call: their sockets and REST join answers."""
+
+    room: str
+    a: ClientConnection
+    b: ClientConnection
+    a_join: dict[str, Any]
+    b_join: dict[str, Any]
+
+
+@dataclass
 class RelayRun:
     sent_at: list[float]
     got: bytearray
@@ -299,8 +310,9 @@ class Generator:
             raise RuntimeError(f"POST /rooms/join: {status} {answer}")
         return answer
 
-    async def one_setup(self, http: HttpConnection, offer: str, answer: str) -> float:
-        started = time.perf_counter()
+    async def open_call(self, http: HttpConnection, offer: str, answer: str) -> Call:
+        """REST join x2, two WebSockets, offer/answer, 10 candidates each way; the caller
+        ends the call (``one_setup`` with a clean leave, soak.py with drops too)."""
         a_join = await self.join(http, {})
         b_join = await self.join(http, {"roomId": a_join["roomId"]})
         room = a_join["roomId"]
@@ -325,14 +337,24 @@ class Generator:
                     got = await self.expect(ws, "ice-candidate")
                     if got["data"]["candidate"] != candidate(n)["candidate"]:
                         raise RuntimeError("candidate out of order")
-            setup_time = time.perf_counter() - started
-            await a.close()
-            await self.expect(b, "peer-left")
-            return setup_time
-        finally:
+        except BaseException:
             await a.close()
             if b is not None:
                 await b.close()
+            raise
+        return Call(room, a, b, a_join, b_join)
+
+    async def one_setup(self, http: HttpConnection, offer: str, answer: str) -> float:
+        started = time.perf_counter()
+        call = await self.open_call(http, offer, answer)
+        try:
+            setup_time = time.perf_counter() - started
+            await call.a.close()
+            await self.expect(call.b, "peer-left")
+            return setup_time
+        finally:
+            await call.a.close()
+            await call.b.close()
 
     async def cmd_setups(self, seconds: float, concurrency: int, size: int) -> dict[str, Any]:
         times: list[float] = []

@@ -160,6 +160,12 @@ class SignalingMetrics:
             "signaling_hub_mailbox_depth",
             "Messages waiting in the Hub's mailbox (every join passes it), at scrape time",
             registry=None))
+        # Leak watch (issue 10): each should return to its idle value when the load stops.
+        self._actors = add(Gauge(
+            "signaling_actors",
+            "Actors in Pykka's registry (the Hub plus one per live room), at scrape time",
+            registry=None))
+        self._threads = add(Gauge("signaling_threads", "Threads in the process, at scrape time", registry=None))
         self._build = add(Info("signaling_build", "Version of the signaling service", registry=None))
         self._build.info({"version": version})
 
@@ -265,6 +271,10 @@ class SignalingMetrics:
         self._mailbox.set_function(deepest)
         self._hub_mailbox.set_function(hub)
 
+    def watch_runtime(self, actors: Callable[[], int], threads: Callable[[], int]) -> None:
+        """Both are called at scrape time, on the loop thread that serves /metrics."""
+        self._actors.set_function(actors)
+        self._threads.set_function(threads)
 
 # -- cluster mode (--redis): registered only when it is on, so one process exports none --
 

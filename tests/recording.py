@@ -33,6 +33,17 @@ class RecordingSink:
 
         return await asyncio.wait_for(until_closed(), scaled(timeout))
 
+    async def wait_for(self, type_: str, timeout: float = 5.0) -> None:
+        """Until a frame of ``type_`` has arrived (a timer in the room fired, say)."""
+        from tests.support import scaled
+
+        async def until_seen() -> None:
+            while type_ not in self.types():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(until_seen(), scaled(timeout))
+
     def decoded(self) -> list[dict[str, Any]]:
         return [json.loads(f) for f in self.frames]
 

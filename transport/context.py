@@ -32,7 +32,11 @@ class ServiceContext:
     # Open WebSocket connections, so shutdown can wait for their close handshakes.
     open_sockets: int = 0
     sockets_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Counted up in ip_connected() (WebSocket open) and down in ip_disconnected()
+    # (its on_close), which removes the key at zero.
     sockets_per_ip: dict[str, int] = field(default_factory=dict)
+    # Not removed per request: KeyedBuckets forgets idle buckets when it reaches its
+    # key cap (10k addresses), so it is bounded rather than emptied.
     join_buckets: KeyedBuckets = field(init=False)
 
     def __post_init__(self) -> None:

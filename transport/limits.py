@@ -33,6 +33,8 @@ class KeyedBuckets:
         self.rate = rate
         self.burst = burst
         self.max_keys = max_keys
+        # Nobody removes a key when its client goes: _prune() forgets full (idle) buckets
+        # once max_keys are held, so this stays bounded.
         self.buckets: dict[str, TokenBucket] = {}
 
     def take(self, key: str, now: float) -> bool:

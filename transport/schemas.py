@@ -170,12 +170,22 @@ def schema_check(raw: Any) -> tuple[ClientId | None, ClientId | None]:
     try:
         envelope = _ENVELOPE.load(raw)
     except ValidationError as exc:
+        _forget_traceback(exc)
         raise InvalidMessage(describe(exc.messages)) from None
     try:
         _DATA[envelope["type"]].load(envelope["data"])
     except ValidationError as exc:
+        _forget_traceback(exc)
         raise InvalidMessage(describe({"data": exc.messages})) from None
     return envelope.get("to"), envelope.get("from_")
+
+
+def _forget_traceback(exc: ValidationError) -> None:
+    """A ValidationError is held by a local of a marshmallow frame in its own traceback:
+    a reference cycle, so every invalid frame or body would be garbage for the cyclic
+    collector alone, which runs rarely here (issue 10; transport.server.tune_gc). The
+    traceback is of no use once the error is turned into ours."""
+    exc.__traceback__ = None
 
 
 _ENVELOPE_KEYS = frozenset(("type", "to", "from", "data"))
@@ -295,6 +305,7 @@ def parse_join_body(body: bytes, room_in_path: bool) -> dict[str, str]:
     try:
         return (_ROOM_JOIN if room_in_path else _JOIN).load(raw)
     except ValidationError as exc:
+        _forget_traceback(exc)
         raise InvalidRequest(describe(exc.messages)) from None
 
 

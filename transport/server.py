@@ -7,11 +7,13 @@ import gc
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING
 
 import prometheus_client
+import pykka
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -71,6 +73,8 @@ class Server:
             await self.cluster.start()
         else:
             hub = Hub.start(self.metrics, s.room_limits(), s.max_rooms)
+        # get_all() copies Pykka's list: fine once per scrape, not on a hot path.
+        self.metrics.watch_runtime(lambda: len(pykka.ActorRegistry.get_all()), threading.active_count)
         self.ctx = ServiceContext(s, hub, self.metrics, TokenIssuer(s.secret, s.token_ttl), self.cluster)
         self.http = HTTPServer(make_app(self.ctx), max_body_size=s.max_frame_bytes, xheaders=False)
         sockets = bind_sockets(s.port, s.host, backlog=s.backlog)
@@ -115,8 +119,14 @@ def tune_gc() -> None:
     took 0.6-0.9 s, freed nothing and stalled every relay, every 20-30 s. Objects made
     at start-up are frozen out of collection, and generation 2 waits for 1000 younger
     collections instead of 10 (measured: no full collection in 30 s of 1k msg/s with
-    10k peers, p99 1.9 ms instead of 740 ms). Cycles left by closed connections are
-    still collected, just later."""
+    10k peers, p99 1.9 ms instead of 740 ms).
+
+    The price: cyclic garbage that reaches generation 2 waits minutes for a full
+    collection. A closed connection, a stopped room or a refused request must therefore
+    leave no reference cycle behind, so that reference counting frees it at once (issue
+    10: six small cycles, listed in docs/performance.md#soak, left ~126 objects per call
+    setup and grew RSS by ~2 MB/s under churn). The memory tests (tests/actors/ and
+    tests/transport/test_memory.py) and tests/loadtests/test_soak.py keep it that way."""
     gc.freeze()
     gen0, gen1, _ = gc.get_threshold()
     gc.set_threshold(gen0, gen1, 1000)

@@ -4,11 +4,17 @@ The Room calls ``send`` on the IOLoop thread (the loop runtime), so it writes
 straight into the connection's stream buffer. That buffer is capped
 (``max_outbound_bytes``): a client that stops reading fills it and is closed with
 1013 instead of growing the server's memory without bound.
+
+The sink refers to its handler weakly: the handler holds the sink, so a strong
+reference back would make every closed connection a reference cycle, freed only by
+a full garbage collection (rare by design: see transport.server.tune_gc) rather than
+by reference counting when the connection ends.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from asyncio import Future
 
 from tornado.iostream import StreamBufferFullError
@@ -24,14 +30,18 @@ class WebSocketSink:
     __slots__ = ("_handler", "_metrics", "client_id", "room_id")
 
     def __init__(self, handler: WebSocketHandler, metrics: SignalingMetrics, room_id: str, client_id: str) -> None:
-        self._handler = handler
+        # Alive as long as Tornado holds the connection; gone means closed.
+        self._handler = weakref.ref(handler)
         self._metrics = metrics
         self.room_id = room_id
         self.client_id = client_id
 
     def send(self, frame: bytes) -> None:
+        handler = self._handler()
         try:
-            written = self._handler.write_message(frame)  # bytes, binary=False: a text frame
+            if handler is None:
+                raise WebSocketClosedError()
+            written = handler.write_message(frame)  # bytes, binary=False: a text frame
         except WebSocketClosedError:
             # The client is already going; its Disconnect is on the way to the room.
             self._metrics.outbound_dropped("connection-closed")
@@ -51,8 +61,9 @@ class WebSocketSink:
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection; never raises, since a Room calls it."""
-        conn = self._handler.ws_connection
-        if conn is None or conn.is_closing():
+        handler = self._handler()
+        conn = handler.ws_connection if handler is not None else None
+        if handler is None or conn is None or conn.is_closing():
             return
         self._metrics.closed(code)
         # The close frame must get through even when the outbound buffer is full (a slow
@@ -60,7 +71,7 @@ class WebSocketSink:
         # answers, so this cannot grow without bound.
         conn.stream.max_write_buffer_size = None
         try:
-            self._handler.close(code, reason)
+            handler.close(code, reason)
         except Exception:  # a broken stream: nothing left to close cleanly
             logger.warning("closing a connection failed", exc_info=True,
                            extra={"room": self.room_id, "client": self.client_id})

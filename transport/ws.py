@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pykka
 from tornado.web import HTTPError
-from tornado.websocket import WebSocketHandler
+from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 from actors.errors import (
     CLOSE_POLICY,
@@ -42,13 +42,35 @@ from transport.tornado_sink import WebSocketSink
 logger = logging.getLogger(__name__)
 
 
+class AbortAwareProtocol(WebSocketProtocol13):
+    """Tornado's protocol, noting whether the connection ended without a handshake.
+
+    Tornado ends every connection through ``_abort()``, but only a clean close has
+    seen the client's close frame (``client_terminated``) by then; a dropped TCP
+    connection or a ping timeout has not. That decides between peer-left now and a
+    reconnect grace period. (A method here rather than a closure patched onto the
+    connection: a closure stored on the connection that refers to the connection is a
+    reference cycle, and closed connections must be freed by reference counting.)
+    """
+
+    def _abort(self) -> None:
+        handler = self.handler
+        if not self.client_terminated and isinstance(handler, SignalingSocket):
+            handler.aborted = True
+        super()._abort()
+
+
 class SignalingSocket(WebSocketHandler):
     def initialize(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         # A Room actor, or in cluster mode a RemoteRoom relaying to the room's owner.
+        # Set once joined; _leave() clears it (on_close). The handler itself is freed by
+        # reference counting when Tornado drops the connection: it must be in no cycle.
         self.room: pykka.ActorRef[Any] | None = None
         self.room_id: RoomId | None = None
         self.client_id: ClientId | None = None
+        # Owned here; the Room holds it until the Disconnect from on_close removes the
+        # member (or the member's grace runs out). It refers back to us weakly.
         self.sink: WebSocketSink | None = None
         self.aborted = False  # the connection ended without a close handshake
         self.ip: str | None = None  # counted against max_connections_per_ip while set
@@ -71,6 +93,14 @@ class SignalingSocket(WebSocketHandler):
         if self.ctx.sockets_per_ip.get(ip, 0) >= self.ctx.settings.max_connections_per_ip:
             self.ctx.metrics.join("ws", TooManyRequests.code)
             raise HTTPError(429, reason="too many connections from this address")
+
+    def get_websocket_protocol(self) -> WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        if type(protocol) is WebSocketProtocol13:
+            # The same object with one method overridden (no state of its own), so
+            # Tornado's construction of it stays Tornado's.
+            protocol.__class__ = AbortAwareProtocol
+        return protocol
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "application/json")
@@ -196,18 +226,6 @@ class SignalingSocket(WebSocketHandler):
             return
         # Bound what a client that stops reading can make us buffer (see tornado_sink).
         conn.stream.max_write_buffer_size = self.ctx.settings.max_outbound_bytes
-        # Tornado ends every connection through _abort(), but only a clean close has
-        # seen the client's close frame (client_terminated) by then; a dropped TCP
-        # connection or a ping timeout has not. That decides between peer-left now and
-        # a reconnect grace period.
-        abort = conn._abort
-
-        def aborted() -> None:
-            if not conn.client_terminated:
-                self.aborted = True
-            abort()
-
-        conn._abort = aborted  # type: ignore[method-assign]
 
     def _close(self, code: int, reason: str) -> None:
         if self.ws_connection is not None and not self.ws_connection.is_closing():
