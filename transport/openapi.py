@@ -24,7 +24,7 @@ JSON = "application/json"
 # for another room or client).
 JOIN_ERRORS: tuple[type[errors.JoinRefused], ...] = (
     errors.InvalidRequest, errors.Unauthorized, errors.ClientIdTaken, errors.RoomFull, errors.TooManyRequests,
-    errors.ServerFull, errors.ShuttingDown, errors.RoomUnavailable,
+    errors.ServerFull, errors.ShuttingDown, errors.RoomUnavailable, errors.RoomMoved,
 )
 # What the WebSocket endpoint answers, as JSON, instead of upgrading (ws.py's prepare()).
 WS_ERRORS: dict[int, tuple[str, ...]] = {429: ("rate-limited",)}
