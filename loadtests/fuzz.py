@@ -415,11 +415,11 @@ class Fuzzer:
                 continue
             else:
                 request = rng.choice((
-                    b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                    b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",  # no key
-                    b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                    b"Sec-WebSocket-Version: 7\r\n\r\n",  # wrong version
+                    (b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"),  # no key
+                    (b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 7\r\n\r\n"),  # wrong version
                     b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade at all
                     b"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
                     rng.randbytes(rng.randrange(1, 200)) + b"\r\n\r\n",
@@ -667,7 +667,8 @@ async def fuzz(cfg: argparse.Namespace) -> dict[str, Any]:
         server = Server(Path(tmp), cfg.server_arg or [])
         probe_proc = None
         try:
-            probe_proc = subprocess.Popen(
+            # (Blocking calls before any of the fuzzer's work is on this loop.)
+            probe_proc = subprocess.Popen(  # noqa: ASYNC220
                 [sys.executable, "-m", "loadtests.fuzz", "--probe", str(server.port), "--probe-rate",
                  str(cfg.probe_rate), "--window", str(cfg.window)],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -688,7 +689,7 @@ async def fuzz(cfg: argparse.Namespace) -> dict[str, Any]:
 
             def settled() -> bool:
                 figures = reconcile(scrape(server.metrics_port), fuzzer.tally, probe_result)
-                return figures["deliveries_seen"] >= figures["deliveries_expected"]
+                return bool(figures["deliveries_seen"] >= figures["deliveries_expected"])
 
             await wait_for(settled, 30)
             figures = reconcile(scrape(server.metrics_port), fuzzer.tally, probe_result)

@@ -33,7 +33,8 @@ def test_twenty_thousand_fuzzed_frames_are_all_answered_relayed_or_counted_and_n
         tmp_path: Path) -> None:
     out = tmp_path / "fuzz.json"
     proc = subprocess.run([sys.executable, "-m", "loadtests.fuzz", "--frames", "20000", "--seed", "11",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=scaled(240))
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=scaled(240),
+                          check=False)
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
     print(json.dumps({k: result[k] for k in ("seconds", "frames_per_second", "reconciliation", "healthy_pair")},

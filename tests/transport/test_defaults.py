@@ -73,7 +73,7 @@ async def test_with_only_defaults_500_users_from_one_address_join_by_rest_then_w
             clients[first + 1].signal("answer", to=f"u{first}")
         for first in range(0, USERS, ROOM_SIZE):
             assert (await recv_until(clients[first], "answer"))["from"] == f"u{first + 1}"
-        status, text = await http(proc, "GET", "/metrics", port=proc.metrics_port)
+        _, text = await http(proc, "GET", "/metrics", port=proc.metrics_port)
         assert "signaling_connected_clients 500.0" in text
         assert 'signaling_joins_total{outcome="rate-limited",path="rest"} 0.0' in text
         assert 'signaling_joins_total{outcome="ok",path="ws"} 500.0' in text
@@ -120,7 +120,7 @@ async def test_with_default_limits_a_frame_over_the_cap_is_refused_and_one_far_o
         client.send("x" * (4 * limit + 1))
         code, _ = await client.closed()
         assert code == 1009
-        status, text = await http(server, "GET", "/metrics", port=server.metrics_port)
+        _, text = await http(server, "GET", "/metrics", port=server.metrics_port)
         assert 'signaling_closes_total{code="1009"} 1.0' in text
         other = await connect(server, "r", "other")
         await other.recv_type("joined")
