@@ -109,6 +109,7 @@ class Room(LoopActor):
                 pending.reply.set_exception((RoomUnavailable, RoomUnavailable(), None))
             elif isinstance(pending, Relay):
                 self.metrics.message(pending.type, "rejected", "room-failed")
+                self.metrics.frame_relayed("rejected")
         self.hub.tell(RoomFailed(self.room_id, self.actor_ref))
 
     def _join(self, message: Connect | Reserve, handler: Any) -> None:
@@ -156,6 +157,7 @@ class Room(LoopActor):
             self.metrics.message(message.type, "rejected", "peer-queue-full", result.overflow)
         if result.outcome == "rejected":
             self.metrics.message(message.type, "rejected", result.reason)
+        self.metrics.frame_relayed(result.outcome)
         if result.outcome == "delivered" and message.received_at:
             self.metrics.relay_latency(time.perf_counter() - message.received_at)
             if message.to is not None:

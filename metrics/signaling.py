@@ -45,8 +45,18 @@ FRAME_ERROR_CODES = (
     "invalid-json", "invalid-message", "binary-not-supported", "frame-too-large", "from-mismatch", "rate-limited",
 )
 # Close codes the server sends: shutdown, rate limit, slow reader, join refusals,
-# replaced, room failed. (1009, a frame over the hard cap, is Tornado's and not counted.)
+# replaced, room failed.
 CLOSE_CODES = (1001, 1008, 1013, 4400, 4401, 4403, 4409, 4410, 4429, 4500, 4502, 4503)
+# Closes Tornado makes on its own, counted under the same metric: 1000 "ping timed out"
+# (the code Tornado sends), 1009 a frame over the hard cap, and 1002 for a connection it
+# drops without a close frame for a protocol violation (a text frame that is not UTF-8,
+# reserved bits, a fragmented control frame).
+TORNADO_CLOSE_CODES = (1000, 1002, 1009)
+# The one thing that became of each inbound frame handed to a room (a broadcast counts once).
+RELAY_OUTCOMES = (DELIVERED, HELD, REJECTED)
+# Inbound frames neither answered nor handed to a room: they arrived on a socket whose
+# join was refused (Tornado reads frames until the close handshake ends).
+INBOUND_DROP_REASONS = ("join-refused",)
 OUTBOUND_DROP_REASONS = ("connection-closed", "slow-reader")
 # How a dropped client's seat ended: it came back in time, or its grace ran out.
 SEAT_OUTCOMES = ("resumed", "expired")
@@ -103,7 +113,8 @@ class SignalingMetrics:
             ["path", "outcome"], registry=None))
         self._frames_in = add(Counter(
             "signaling_frames_received_total",
-            "Inbound WebSocket frames by message type ('invalid' when they failed to parse)",
+            "Inbound WebSocket frames by message type ('invalid' when they failed to parse, 'unparsed' when "
+            "refused before parsing: rate-limited, or on a socket whose join was refused)",
             ["type"], registry=None))
         self._messages = add(Counter(
             "signaling_messages_total",
@@ -117,6 +128,20 @@ class SignalingMetrics:
         self._closes = add(Counter(
             "signaling_closes_total", "WebSocket connections closed by the server, by close code",
             ["code"], registry=None))
+        self._relayed = add(Counter(
+            "signaling_relayed_frames_total",
+            "Inbound frames handed to a room, by what became of each: delivered (to at least one member), "
+            "held, or rejected (signaling_messages_total has the reason)",
+            ["outcome"], registry=None))
+        self._inbound_dropped = add(Counter(
+            "signaling_inbound_dropped_total",
+            "Inbound frames neither answered nor handed to a room, by reason (join-refused)",
+            ["reason"], registry=None))
+        self._proxy_headers = add(Counter(
+            "signaling_untrusted_proxy_headers_total",
+            "Requests (REST joins, WebSocket upgrades) carrying X-Real-IP or X-Forwarded-For while "
+            "--trust-proxy is off: the header was ignored, the client IP is the TCP peer's",
+            registry=None))
         self._outbound_dropped = add(Counter(
             "signaling_outbound_dropped_total",
             "Frames for a client that could not be written, by reason (connection-closed, slow-reader)",
@@ -179,12 +204,17 @@ class SignalingMetrics:
             for reason in REJECT_REASONS:
                 self._messages.labels(type_, REJECTED, reason)
         self._frames_in.labels("invalid")
+        self._frames_in.labels("unparsed")
+        # Per-frame hot path: children looked up once.
+        self._relayed_children = {outcome: self._relayed.labels(outcome) for outcome in RELAY_OUTCOMES}
+        for reason in INBOUND_DROP_REASONS:
+            self._inbound_dropped.labels(reason)
         # Children for the per-message calls; label sets are few and fixed (see above).
         self._frames_in_children: dict[str, Any] = {}
         self._message_children: dict[tuple[str, str, str], Any] = {}
         for code in FRAME_ERROR_CODES:
             self._frame_errors.labels(code)
-        for close_code in CLOSE_CODES:
+        for close_code in (*CLOSE_CODES, *TORNADO_CLOSE_CODES):
             self._closes.labels(str(close_code))
         for outcome in SEAT_OUTCOMES:
             self._seats.labels(outcome)
@@ -238,6 +268,16 @@ class SignalingMetrics:
         if child is None:
             child = self._message_children[key] = self._messages.labels(type_, outcome, reason)
         child.inc(count)
+
+    def frame_relayed(self, outcome: str, count: int = 1) -> None:
+        """One per inbound frame a room handled (or could not: rejected), whatever its fan-out."""
+        self._relayed_children[outcome].inc(count)
+
+    def inbound_dropped(self, reason: str) -> None:
+        self._inbound_dropped.labels(reason).inc()
+
+    def untrusted_proxy_header(self) -> None:
+        self._proxy_headers.inc()
 
     def relay_latency(self, seconds: float) -> None:
         self._relay_latency.observe(seconds)

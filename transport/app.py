@@ -9,6 +9,7 @@ from typing import Any
 from tornado.web import Application, RequestHandler
 
 from transport.context import ServiceContext
+from transport.logs import log_request
 from transport.rest import HealthHandler, JoinHandler, NotFoundHandler, OpenApiHandler, ReadyHandler
 from transport.webapp import WebAppHandler
 from transport.ws import SignalingSocket
@@ -38,6 +39,7 @@ def make_app(ctx: ServiceContext) -> Application:
         websocket_ping_interval=s.ping_interval or None,
         websocket_ping_timeout=s.ping_timeout or None,
         compress_response=False,
+        log_function=log_request,  # the path only: a /ws URI carries the client's token
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,10 @@ from metrics.signaling import SignalingMetrics
 from transport.limits import KeyedBuckets
 from transport.settings import Settings
 from transport.tokens import TokenIssuer
+
+logger = logging.getLogger(__name__)
+
+PROXY_HEADERS = ("X-Real-IP", "X-Forwarded-For")
 
 # How long a handler waits for the Hub/Room to answer a join before giving up.
 JOIN_TIMEOUT = 10.0
@@ -38,6 +43,7 @@ class ServiceContext:
     # Not removed per request: KeyedBuckets forgets idle buckets when it reaches its
     # key cap (10k addresses), so it is bounded rather than emptied.
     join_buckets: KeyedBuckets = field(init=False)
+    warned_untrusted_proxy: bool = False
 
     def __post_init__(self) -> None:
         self.join_buckets = KeyedBuckets(self.settings.join_rate_per_ip, self.settings.join_burst_per_ip)
@@ -50,6 +56,24 @@ class ServiceContext:
             if forwarded:
                 return forwarded
         return request.remote_ip or "unknown"
+
+    def check_proxy_headers(self, request: HTTPServerRequest) -> None:
+        """Count a request that carries a proxy's client-IP header we were told not to trust.
+
+        It means a proxy is in front but --trust-proxy is off, so every client shares the
+        proxy's address and the per-IP limits count them all as one. One warning per
+        process (a line per request would flood the log); the metric counts each.
+        """
+        if self.settings.trust_proxy or not any(h in request.headers for h in PROXY_HEADERS):
+            return
+        self.metrics.untrusted_proxy_header()
+        if not self.warned_untrusted_proxy:
+            self.warned_untrusted_proxy = True
+            logger.warning(
+                "a request carries X-Real-IP or X-Forwarded-For but --trust-proxy is off: the header is ignored "
+                "and the per-IP limits see the proxy's address %s for every client behind it; run with "
+                "--trust-proxy behind a proxy that overwrites X-Real-IP (logged once; counted in "
+                "signaling_untrusted_proxy_headers_total)", request.remote_ip)
 
     def ip_connected(self, ip: str) -> bool:
         """Count a new socket from ``ip``; False (and not counted) if it is over the limit."""

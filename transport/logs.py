@@ -10,20 +10,45 @@ JSON lines (``--log-format json``) have the fields ``time`` (UTC, ISO 8601 with
 milliseconds), ``level``, ``logger``, ``thread``, ``message``, then ``room`` and
 ``client`` when known and ``exc`` for a traceback, so a log shipper (Loki, Vector,
 Fluent Bit) can index them without a grok pattern.
+
+Tokens never reach the log: they travel in the WebSocket URL's query string, so the
+access log names the path only (``log_request``), and both formatters blank any
+``token=`` value that another line (a library's, a traceback) might carry.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
 from types import TracebackType
 from typing import Any
 
+from tornado.web import RequestHandler
+
 # The ``extra`` keys the service uses for ids, in the order they are written.
 ID_FIELDS = ("room", "client")
+
+_TOKEN = re.compile(r"(token=)[^&\s\"'\\]+", re.IGNORECASE)
+access_log = logging.getLogger("tornado.access")
+
+
+def redact(text: str) -> str:
+    """``...&token=SECRET`` -> ``...&token=[redacted]``; cheap when there is none."""
+    return _TOKEN.sub(r"\1[redacted]", text) if "oken=" in text else text
+
+
+def log_request(handler: RequestHandler) -> None:
+    """Tornado's access log line (its ``log_function`` setting) with the path, not the
+    URI: ``/ws?roomId=..&token=..`` would put the client's token in the log."""
+    status = handler.get_status()
+    method = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    request = handler.request
+    method("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip,
+           1000.0 * request.request_time())
 
 
 class TextFormatter(logging.Formatter):
@@ -31,7 +56,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = redact(super().format(record))
         ids = " ".join(f"{key}={getattr(record, key)}" for key in ID_FIELDS if getattr(record, key, None) is not None)
         return f"{line} {ids}" if ids else line
 
@@ -47,14 +72,14 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "thread": record.threadName,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for key in ID_FIELDS:
             value = getattr(record, key, None)
             if value is not None:
                 event[key] = value
         if record.exc_info:
-            event["exc"] = self.formatException(record.exc_info)
+            event["exc"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
             event["stack"] = self.formatStack(record.stack_info)
         return json.dumps(event, ensure_ascii=False, default=str)

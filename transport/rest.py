@@ -58,6 +58,7 @@ class JsonHandler(RequestHandler):
 class JoinHandler(JsonHandler):
     async def post(self, path_room_id: str | None = None) -> None:
         ctx = self.ctx
+        ctx.check_proxy_headers(self.request)
         try:
             if not ctx.join_buckets.take(ctx.client_ip(self.request), time.monotonic()):
                 raise TooManyRequests()

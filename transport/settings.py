@@ -65,11 +65,16 @@ class Settings:
     rate_limit: float = field(default=20.0, metadata=_doc("frames per second a connection may send, sustained"))
     rate_burst: int = field(default=100, metadata=_doc("frames a connection may send in a burst (trickled ICE); "
                                                        "this many refused frames in a row close it with 1008"))
-    max_connections_per_ip: int = field(default=64, metadata=_doc("open WebSockets per client IP"))
-    join_rate_per_ip: float = field(default=5.0, metadata=_doc("REST joins per second per client IP, sustained"))
-    join_burst_per_ip: int = field(default=20, metadata=_doc("REST joins per client IP in a burst"))
+    # Per-address limits are a backstop against one host exhausting the process, not a
+    # user limit: behind a CGNAT, an office NAT or an untrusted proxy thousands of users
+    # share one address (docs/security.md, "Per-address limits").
+    max_connections_per_ip: int = field(default=10_000, metadata=_doc("open WebSockets per client IP"))
+    join_rate_per_ip: float = field(default=50.0, metadata=_doc("REST joins per second per client IP, sustained"))
+    join_burst_per_ip: int = field(default=500, metadata=_doc("REST joins per client IP in a burst"))
     trust_proxy: bool = field(default=False, metadata=_doc("take the client IP from X-Real-IP (only behind a proxy "
-                                                           "that sets it, such as the shipped nginx config)"))
+                                                           "that sets it, such as the shipped nginx config); "
+                                                           "without it, requests carrying X-Real-IP or "
+                                                           "X-Forwarded-For are logged once and counted"))
     max_outbound_bytes: int = field(default=1024 * 1024, metadata=_doc("unsent bytes queued per connection before it "
                                                                       "is closed as a slow reader"))
     ping_interval: float = field(default=20.0, metadata=_doc("seconds between WebSocket pings (0: off)"))

@@ -57,7 +57,19 @@ class AbortAwareProtocol(WebSocketProtocol13):
         handler = self.handler
         if not self.client_terminated and isinstance(handler, SignalingSocket):
             handler.aborted = True
+            if not self.server_terminated and self.stream is not None and not self.stream.closed():
+                handler.ctx.metrics.closed(1002)  # a protocol violation: Tornado drops it
         super()._abort()
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        # Tornado also closes on its own: 1009 for a frame over the hard cap, 1000 "ping
+        # timed out". Count those with the closes we make, which come through the
+        # handler's close() (closing_by_us) and are counted there.
+        handler = self.handler
+        if (isinstance(handler, SignalingSocket) and not handler.closing_by_us
+                and not self.server_terminated and not self.client_terminated):
+            handler.ctx.metrics.closed(code if code is not None else 1000)
+        super().close(code, reason)
 
 
 class SignalingSocket(WebSocketHandler):
@@ -76,6 +88,7 @@ class SignalingSocket(WebSocketHandler):
         self.ip: str | None = None  # counted against max_connections_per_ip while set
         self.bucket = TokenBucket(ctx.settings.rate_limit, ctx.settings.rate_burst, time.perf_counter())
         self.refused_in_a_row = 0
+        self.closing_by_us = False  # set by close(): tells our closes from Tornado's own
 
     def check_origin(self, origin: str) -> bool:
         # Only browsers send Origin; native clients (aiortc, apps) have none and never get here.
@@ -89,6 +102,7 @@ class SignalingSocket(WebSocketHandler):
 
     def prepare(self) -> None:
         # Cheap refusal before the upgrade; open() counts exactly.
+        self.ctx.check_proxy_headers(self.request)
         ip = self.ctx.client_ip(self.request)
         if self.ctx.sockets_per_ip.get(ip, 0) >= self.ctx.settings.max_connections_per_ip:
             self.ctx.metrics.join("ws", TooManyRequests.code)
@@ -110,6 +124,7 @@ class SignalingSocket(WebSocketHandler):
     async def open(self, *args: str, **kwargs: str) -> None:
         self.ctx.socket_opened()
         settings = self.ctx.settings
+        self._watch_connection()
         try:
             if self.ctx.draining:
                 raise ShuttingDown()
@@ -133,7 +148,6 @@ class SignalingSocket(WebSocketHandler):
                 raise Unauthorized("token required")
             self.room_id, self.client_id = room_id, client_id
             self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
-            self._watch_connection()
             # Signaling is many small frames each waited for (10 ICE candidates each way):
             # Nagle's algorithm would hold each one back for the previous one's ACK.
             self.set_nodelay(True)
@@ -168,10 +182,15 @@ class SignalingSocket(WebSocketHandler):
 
     def on_message(self, message: str | bytes) -> None:
         if self.room is None or self.sink is None:
-            return  # closing after a refused join; Tornado may still hand us frames
+            # Closing after a refused join: Tornado reads frames until the close
+            # handshake ends. Nobody is there to answer; count them.
+            self.ctx.metrics.frame_received("unparsed")
+            self.ctx.metrics.inbound_dropped("join-refused")
+            return
         received_at = time.perf_counter()
         try:
             if not self.bucket.take(received_at):
+                self.ctx.metrics.frame_received("unparsed")  # refused before parsing, by design
                 self.refused_in_a_row += 1
                 if self.refused_in_a_row >= self.ctx.settings.rate_burst:
                     self.ctx.metrics.frame_error(RateLimited.code)
@@ -202,6 +221,7 @@ class SignalingSocket(WebSocketHandler):
         except pykka.ActorDeadError:
             # The room failed after we joined; it closes its clients, but make sure.
             self.ctx.metrics.message(signal.type, "rejected", "room-failed")
+            self.ctx.metrics.frame_relayed("rejected")
             self._close(CLOSE_ROOM_FAILED, "room failed; reconnect")
 
     def on_close(self) -> None:
@@ -226,6 +246,10 @@ class SignalingSocket(WebSocketHandler):
             return
         # Bound what a client that stops reading can make us buffer (see tornado_sink).
         conn.stream.max_write_buffer_size = self.ctx.settings.max_outbound_bytes
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        self.closing_by_us = True
+        super().close(code, reason)
 
     def _close(self, code: int, reason: str) -> None:
         if self.ws_connection is not None and not self.ws_connection.is_closing():

@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from tornado.httpclient import HTTPClientError
 
 from tests.metrics.tools import traffic
-from tests.support import join, scaled, server_process
+from tests.support import connect, http, join, scaled, server_process
 from transport.logs import JsonFormatter, TextFormatter
 
 pytestmark = pytest.mark.slow
@@ -136,3 +137,60 @@ def test_the_text_formatter_appends_the_ids_it_knows() -> None:
     line = TextFormatter().format(record(room="r1", client="c1"))
     assert line.endswith("actors.room: room r1 failed room=r1 client=c1") and "[MainThread]" in line
     assert TextFormatter().format(record(room="r1")).endswith("room r1 failed room=r1")
+
+
+@pytest.mark.parametrize("fmt, mode", [("text", "open"), ("json", "token")])
+@pytest.mark.async_timeout(40)
+async def test_no_token_reaches_the_log_at_debug_not_even_in_tornado_access_lines(fmt: str, mode: str) -> None:
+    secret = "s" * 32
+    args = ["--log-format", fmt, "--log-level", "DEBUG"]
+    headers: dict[str, str] = {}
+    if mode == "token":
+        args += ["--secret", secret, "--api-key", "k" * 20]
+        headers = {"Authorization": "Bearer " + "k" * 20}
+    with server_process(*args) as proc:
+        status, body = await http(proc, "POST", "/rooms/join", {"clientId": "alice"}, **headers)
+        assert status == 200
+        token, room = body["token"], body["roomId"]
+        alice, _ = await join(proc, room, "alice", token=token)
+        # A refused upgrade with the token in its URL: Tornado logs an access line for it.
+        with pytest.raises(HTTPClientError) as refused:
+            await connect(proc, room, "alice", token, Origin="https://elsewhere.example")
+        assert refused.value.code == 403
+        # The same token again: replaces the first connection (4410), logged as a reconnect.
+        again, _ = await join(proc, room, "alice", token=token)
+        assert (await alice.closed())[0] == 4410
+        # A tampered token and another client's token: refused or ignored, and logged.
+        tampered = await connect(proc, room, "bob", token[:-4] + "AAAA")
+        if mode == "token":
+            assert (await tampered.closed())[0] == 4401
+        else:
+            await tampered.recv_type("joined")
+            tampered.close()
+        stolen = await connect(proc, room, "carol", token)
+        if mode == "token":
+            assert (await stolen.closed())[0] == 4403
+        else:
+            await stolen.recv_type("joined")
+            stolen.close()
+        again.close()
+        await stop(proc)
+    log = "".join(proc.log)
+    if fmt == "json":
+        events(proc.log)  # still one JSON event per line
+    assert "403 GET /ws (127.0.0.1)" in log, log  # Tornado's access line, without the query
+    assert "tornado.access" in log
+    assert token not in log and token[:-4] not in log and "token=" not in log.replace("token=[redacted]", "")
+
+
+def test_both_formatters_redact_a_token_in_a_message_or_a_traceback() -> None:
+    try:
+        raise RuntimeError("bad request GET /ws?roomId=r&token=eyJhbGciOi.abc.def&clientId=c")
+    except RuntimeError:
+        rec = logging.LogRecord("tornado.application", logging.ERROR, __file__, 1,
+                                "Uncaught exception GET /ws?roomId=r&token=%s (127.0.0.1)", ("SECRETTOKEN",),
+                                sys.exc_info())
+    for formatter in (TextFormatter(), JsonFormatter()):
+        line = formatter.format(rec)
+        assert "SECRETTOKEN" not in line and "eyJhbGciOi" not in line
+        assert "token=[redacted]" in line

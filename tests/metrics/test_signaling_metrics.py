@@ -62,6 +62,14 @@ INTENTS: list[tuple[str, Callable[[SignalingMetrics], None], dict[Any, float]]] 
      {key("signaling_frames_received_total", type="invalid"): 1}),
     ("frame_error", lambda m: m.frame_error("invalid-json"), {key("signaling_frame_errors_total", code="invalid-json"): 1}),
     ("closed", lambda m: m.closed(4409), {key("signaling_closes_total", code="4409"): 1}),
+    ("closed by tornado", lambda m: m.closed(1009), {key("signaling_closes_total", code="1009"): 1}),
+    ("frame_received unparsed", lambda m: m.frame_received("unparsed"),
+     {key("signaling_frames_received_total", type="unparsed"): 1}),
+    ("frame_relayed", lambda m: m.frame_relayed("held"), {key("signaling_relayed_frames_total", outcome="held"): 1}),
+    ("inbound_dropped", lambda m: m.inbound_dropped("join-refused"),
+     {key("signaling_inbound_dropped_total", reason="join-refused"): 1}),
+    ("untrusted_proxy_header", lambda m: m.untrusted_proxy_header(),
+     {key("signaling_untrusted_proxy_headers_total"): 1}),
     ("outbound_dropped", lambda m: m.outbound_dropped("connection-closed"),
      {key("signaling_outbound_dropped_total", reason="connection-closed"): 1}),
     ("slow_reader_disconnected", lambda m: m.slow_reader_disconnected(),
@@ -125,6 +133,13 @@ def test_every_known_label_value_has_a_series_at_zero_before_anything_happens(me
         for reason in signaling.REJECT_REASONS:
             assert get("signaling_messages_total", {"type": type_, "outcome": "rejected", "reason": reason}) == 0
     assert get("signaling_frames_received_total", {"type": "invalid"}) == 0
+    assert get("signaling_frames_received_total", {"type": "unparsed"}) == 0
+    for outcome in signaling.RELAY_OUTCOMES:
+        assert get("signaling_relayed_frames_total", {"outcome": outcome}) == 0
+    for reason in signaling.INBOUND_DROP_REASONS:
+        assert get("signaling_inbound_dropped_total", {"reason": reason}) == 0
+    for close_code in signaling.TORNADO_CLOSE_CODES:
+        assert get("signaling_closes_total", {"code": str(close_code)}) == 0
     for code in signaling.FRAME_ERROR_CODES:
         assert get("signaling_frame_errors_total", {"code": code}) == 0
     for close_code in signaling.CLOSE_CODES:
