@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerProcess, connect, http, join, scaled, server_process
+from tests.support import ServerProcess, connect, fetch, http, join, scaled, server_process
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "signaling.conf"
 
@@ -101,6 +101,19 @@ async def test_a_call_signals_through_nginx_and_metrics_stay_private(nginx_in_fr
     assert status == 404 and body["error"]["code"] == "not-found"
     a.close()
     b.close()
+
+
+async def test_nginx_serves_the_browser_app_and_the_openapi_document(nginx_in_front, web_dist) -> None:  # type: ignore[no-untyped-def]
+    proxy, _ = nginx_in_front
+    page = await fetch(proxy, "GET", "/")
+    assert page.code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert (web_dist / "index.html").read_bytes() == page.body
+    worker = await fetch(proxy, "GET", "/sw.js")
+    assert worker.code == 200 and "javascript" in worker.headers["Content-Type"]
+    status, document = await http(proxy, "GET", "/openapi.json")
+    assert status == 200 and "/rooms/join" in document["paths"]
+    status, body = await http(proxy, "DELETE", "/")
+    assert status == 403
 
 
 async def test_behind_nginx_the_per_ip_limit_counts_real_client_ips_not_nginx(nginx_in_front) -> None:  # type: ignore[no-untyped-def]
