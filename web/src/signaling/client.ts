@@ -128,7 +128,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       this.ws.onmessage = null;
       this.ws.close(1000, 'bye');
     }
-    this.setStatus({ state: 'closed', code: 1000, message: closeMeaning(1000).message });
+    this.setStatus({ state: 'closed', code: 1000, message: 'Left the room.' });
   }
 
   private receive(ws: WebSocket, text: unknown): void {

@@ -52,14 +52,18 @@ export interface CloseMeaning {
   message: string;
 }
 
-// protocol.md, "Close codes". Retryable: the server went away (1001), the network
-// dropped or the upgrade was refused (1006), a proxy restarted (1012), we read too
-// slowly (1013), the room crashed and is rebuilt on next use (4500), the process is full
-// for now (4503). Everything else would fail the same way again.
+// protocol.md, "Close codes". Retryable: we missed the server's pings (1000), the
+// server went away (1001), the network dropped or the upgrade was refused (1006), a
+// proxy restarted (1012), we read too slowly (1013), the room crashed and is rebuilt on
+// next use (4500), the room moved to another backend (4502), the process is full for
+// now (4503). Everything else would fail the same way again.
 export const CLOSE_CODES: Readonly<Record<number, CloseMeaning>> = {
-  1000: { retryable: false, message: 'Left the room.' },
+  // The server sends 1000 only when we stopped answering its pings (Tornado's close);
+  // our own leave is handled before this table is consulted.
+  1000: { retryable: true, message: 'The server stopped hearing from us (ping timed out); reconnecting…' },
   1001: { retryable: true, message: 'The server is shutting down or restarting; reconnecting…' },
   1006: { retryable: true, message: 'The connection to the server dropped; reconnecting…' },
+  1002: { retryable: false, message: 'The server dropped the connection for a protocol error.' },
   1008: { retryable: false, message: 'Disconnected for sending too much (rate limited). Reload to try again.' },
   1009: { retryable: false, message: 'Disconnected: a message was too big for the server.' },
   1011: { retryable: true, message: 'The server hit an internal error; reconnecting…' },
@@ -72,6 +76,7 @@ export const CLOSE_CODES: Readonly<Record<number, CloseMeaning>> = {
   4410: { retryable: false, message: 'This call was taken over by a newer connection (another tab?).' },
   4429: { retryable: false, message: 'The room is full.' },
   4500: { retryable: true, message: 'The room failed on the server; rejoining…' },
+  4502: { retryable: true, message: 'The room moved to another server; rejoining…' },
   4503: { retryable: true, message: 'The server is full right now; retrying…' },
 };
 
@@ -93,6 +98,7 @@ export const JOIN_ERRORS: Readonly<Record<string, { retryable: boolean; message:
   'server-full': { retryable: true, message: 'The server is full right now; retrying…' },
   'shutting-down': { retryable: true, message: 'The server is shutting down; reconnecting…' },
   'room-failed': { retryable: true, message: 'The room failed on the server; retrying…' },
+  'room-moved': { retryable: true, message: 'The room is moving to another server; retrying…' },
   'not-found': { retryable: false, message: 'This server has no join endpoint (wrong address?).' },
   'method-not-allowed': { retryable: false, message: 'The server refused the join request (wrong method).' },
   'network-error': { retryable: true, message: 'Cannot reach the server; retrying…' },
