@@ -140,12 +140,24 @@ async def connected_to_server(user: User, timeout: float = 10) -> None:
 async def sees_video_from(user: User, peer: str, timeout: float = 20) -> int:
     """Wait until ``user`` has decoded video frames from ``peer``; returns how many."""
     page = user.page
-    await page.wait_for_function(FRAMES_DECODED, arg=peer, timeout=ms(timeout), polling=100)
     await page.wait_for_function(
         "(id) => document.querySelector(`[data-testid=remote-video-${id}]`)?.videoWidth > 0", arg=peer,
-        timeout=ms(5), polling=100)
-    frames: int = await page.evaluate(FRAMES_DECODED, peer)
+        timeout=ms(timeout), polling=100)
+    # The count is the one the wait saw: evaluating again could meet a peer connection
+    # that a renegotiation (a reload) has just replaced, with nothing decoded yet.
+    seen = await page.wait_for_function(FRAMES_DECODED, arg=peer, timeout=ms(timeout), polling=100)
+    frames: int = await seen.json_value()
     return frames
+
+
+async def frame_arrives(condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Wait until ``condition`` over the frames recorded from the page's WebSocket
+    holds (they are appended by Playwright's frame events; there is no event to await
+    for one particular frame)."""
+    deadline = asyncio.get_running_loop().time() + scaled(timeout)
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the frame never arrived"
+        await asyncio.sleep(0.05)
 
 
 async def peer_state(user: User, peer: str) -> dict[str, str | None]:
@@ -278,10 +290,14 @@ async def test_a_reloaded_page_rejoins_the_call(chromium_path: str, web_dist: Pa
     async with session(chromium_path, web_dist) as s:
         alice, bob = await call(s)
         before = signals(bob.sent, "offer")
+        offers_to_alice = len(signals(alice.received, "offer"))
         await bob.page.reload()
         # Straight back into the call, as the same client, without the lobby.
         await connected_to_server(bob)
         assert await bob.page.get_by_test_id("client-id").text_content() == "bob"
+        # Alice's old tile of bob still shows decoded frames until the new session's
+        # offer replaces it: only then is "sees video" about the rejoined call.
+        await frame_arrives(lambda: len(signals(alice.received, "offer")) > offers_to_alice)
         for user, peer in ((alice, "bob"), (bob, "alice")):
             assert await sees_video_from(user, peer) > 0
         assert len(signals(bob.sent, "offer")) > len(before)  # a new session, negotiated afresh
