@@ -69,8 +69,8 @@ async def ping_timeout(server: Server) -> None:
 
 
 async def test_after_a_mixed_run_the_metrics_account_for_every_frame_received() -> None:
-    async with running_server(max_frame_bytes=MAX_FRAME, rate_limit=5, rate_burst=10, ping_interval=0.3,
-                              ping_timeout=0.3, reconnect_grace=0) as server:
+    async with running_server(max_frame_bytes=MAX_FRAME, rate_limit=5, rate_burst=10, ping_interval=1,
+                              ping_timeout=1, reconnect_grace=0) as server:
         sent = 0
 
         def send(client: Client, frame: object) -> None:

@@ -7,6 +7,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from tests.support import Client, connect, http, join, running_server, server_process
 from transport.limits import KeyedBuckets
 from transport.settings import Settings
@@ -45,6 +47,7 @@ async def recv_until(client: Client, type_: str) -> dict[str, Any]:
         assert frame["type"] in ("peer-joined", "peer-left"), frame
 
 
+@pytest.mark.async_timeout(90)
 async def test_with_only_defaults_500_users_from_one_address_join_by_rest_then_websocket_and_all_stay() -> None:
     schedule = join_schedule(Settings(), USERS)  # as fast as the defaults allow: all at once
     with server_process() as proc:  # nothing but free ports: every limit at its default
