@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"signaling-server: invalid setting: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_format)
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
         asyncio.run(serve(settings))
     except OSError as exc:
