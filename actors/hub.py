@@ -72,7 +72,7 @@ class Hub(LoopActor):
         # (Rooms are LoopActors: their inbox is a LoopInbox, which has a size.)
         return max((len(cast(LoopInbox, entry.ref.actor_inbox)) for entry in list(self.rooms.values())), default=0)
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: object) -> None:
         match message:
             case Connect() | Reserve():
                 self._forward_join(message)

@@ -19,7 +19,7 @@ from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProt
 
 from actors.errors import TooManyRequests
 from actors.ids import ClientId, RoomId
-from actors.messages import Connect, Disconnect, Joined, Relay
+from actors.messages import Connect, Disconnect, Joined, Relay, RoomRef
 from actors.room_state import error_frame
 from transport.admission import admit, join_failure
 from transport.context import ServiceContext
@@ -72,7 +72,7 @@ class SignalingSocket(WebSocketHandler):
         # A Room actor, or in cluster mode a RemoteRoom relaying to the room's owner.
         # Set once joined; _leave() clears it (on_close). The handler itself is freed by
         # reference counting when Tornado drops the connection: it must be in no cycle.
-        self.room: pykka.ActorRef[Any] | None = None
+        self.room: RoomRef | None = None
         self.room_id: RoomId | None = None
         self.client_id: ClientId | None = None
         # Owned here; the Room holds it until the Disconnect from on_close removes the
