@@ -43,8 +43,8 @@ class AbortAwareProtocol(WebSocketProtocol13):
     Tornado has no public hook for "ended without a close handshake" (``on_close`` runs
     for both, and ``close_code`` is None for a close frame without a code as well), so
     this overrides the private ``_abort``, installed through the public
-    ``get_websocket_protocol``; tests/transport/test_ws.py's grace and ping-timeout
-    tests fail if Tornado stops calling it.
+    ``get_websocket_protocol``. If Tornado stops calling it, tests/transport/test_ws.py's
+    test_a_client_that_drops_and_returns_within_the_grace_... fails (no abnormal drop).
     """
 
     def _abort(self) -> None:
