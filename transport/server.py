@@ -23,7 +23,8 @@ from actors.errors import CLOSE_GOING_AWAY
 from actors.hub import Hub
 from actors.messages import Shutdown
 from metrics.signaling import SignalingMetrics
-from transport import logs, settings as settings_module
+from transport import logs
+from transport import settings as settings_module
 from transport.app import make_app, make_metrics_app
 from transport.context import ServiceContext
 from transport.settings import Settings

@@ -21,11 +21,11 @@ from transport.tokens import TokenIssuer
 
 KEY = "k" * 40
 ROOM, CLIENT = RoomId("r"), ClientId("c")
-TOKENS = TokenIssuer(KEY, 60)
+TOKENS = TokenIssuer(KEY, 24 * 3600)  # minted at import: valid however long the suite runs
 EXP = TOKENS.expiry()
 GOOD = TOKENS.mint(ROOM, CLIENT, EXP)
 OTHER_CLIENT = TOKENS.mint(ROOM, ClientId("d"), EXP)
-FOREIGN = TokenIssuer("x" * 40, 60).mint(ROOM, CLIENT, EXP)  # another process's key
+FOREIGN = TokenIssuer("x" * 40, 24 * 3600).mint(ROOM, CLIENT, EXP)  # another process's key
 
 
 def query(token: str | None = None, **args: str) -> dict[str, list[bytes]]:
