@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NoReturn, Protocol
 
 import pykka
 
@@ -70,7 +70,7 @@ class ClusterRoom(Room):
         return super().on_receive(message)
 
     @staticmethod
-    def _refuse(message: Connect | Reserve) -> None:
+    def _refuse(message: Connect | Reserve) -> NoReturn:
         raise RoomMoved()
 
     def _lose(self) -> None:

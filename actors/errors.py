@@ -12,22 +12,22 @@ The tree::
     |   +-- UnknownPeer                 unknown-peer
     |   +-- PeerQueueFull               peer-queue-full (held messages for a stub at cap)
     |   +-- RateLimited                 rate-limited (closes with 1008 when sustained)
-    +-- JoinRefused                     REST: JSON error with http_status; WS: close_code
-        +-- InvalidRequest              invalid-request   400 / 4400
-        +-- Unauthorized                unauthorized      401 / 4401
-        +-- Forbidden                   forbidden         403 / 4403
-        +-- ClientIdTaken               client-id-taken   409 / 4409
-        +-- RoomFull                    room-full         409 / 4429
-        +-- ServerFull                  server-full       503 / 4503
-        +-- ShuttingDown                shutting-down     503 / 1001
-        +-- RoomUnavailable             room-failed       503 / 4500 (retry)
-        +-- RoomMoved                   room-moved        503 / 4502 (retry; cluster mode)
-        +-- TooManyRequests             rate-limited      429 / 1008
+    +-- JoinRefused                     a join refused: REST answers a JSON error, WS closes
+        +-- InvalidRequest              invalid-request
+        +-- Unauthorized                unauthorized
+        +-- Forbidden                   forbidden
+        +-- ClientIdTaken               client-id-taken
+        +-- RoomFull                    room-full
+        +-- ServerFull                  server-full
+        +-- ShuttingDown                shutting-down
+        +-- RoomUnavailable             room-failed (retry)
+        +-- RoomMoved                   room-moved (retry; cluster mode)
+        +-- TooManyRequests             rate-limited
 
-Close codes used without an error frame: 1001 server shutting down, 4410 replaced
-by a newer connection of the same client, 4500 room failed (reconnect), 1013 slow
-reader, 1009 frame over the hard cap, 4502 room moved to another backend or
-the cluster link was lost (cluster mode; rejoin). docs/protocol.md lists them all.
+Which HTTP status and WebSocket close code each refusal is answered with is the
+transport's business: transport/wire_codes.py, one table. The core keeps only the
+close codes it hands a ClientSink itself (whose contract is a WebSocket close code):
+the constants at the end. docs/protocol.md lists every code.
 """
 
 from __future__ import annotations
@@ -92,8 +92,7 @@ class RateLimited(FrameError):
 
 
 class JoinRefused(SignalingError):
-    http_status: ClassVar[int] = 400
-    close_code: ClassVar[int] = 4400
+    pass
 
 
 class InvalidRequest(JoinRefused):
@@ -104,70 +103,52 @@ class InvalidRequest(JoinRefused):
 class Unauthorized(JoinRefused):
     code = "unauthorized"
     message = "missing or invalid credentials"
-    http_status = 401
-    close_code = 4401
 
 
 class Forbidden(JoinRefused):
     code = "forbidden"
     message = "credentials do not grant this room or client"
-    http_status = 403
-    close_code = 4403
 
 
 class ClientIdTaken(JoinRefused):
     code = "client-id-taken"
     message = "that clientId is already in the room"
-    http_status = 409
-    close_code = 4409
 
 
 class RoomFull(JoinRefused):
     code = "room-full"
     message = "the room has reached its member limit"
-    http_status = 409
-    close_code = 4429
 
 
 class ServerFull(JoinRefused):
     code = "server-full"
     message = "the server has reached its room limit"
-    http_status = 503
-    close_code = 4503
 
 
 class ShuttingDown(JoinRefused):
     code = "shutting-down"
     message = "the server is shutting down; retry on another backend"
-    http_status = 503
-    close_code = 1001
 
 
 class RoomUnavailable(JoinRefused):
     code = "room-failed"
     message = "the room failed; retry"
-    http_status = 503
-    close_code = 4500
 
 
 class RoomMoved(JoinRefused):
     code = "room-moved"
     message = "the room moved to another backend or the cluster link is down; rejoin"
-    http_status = 503
-    close_code = 4502
 
 
 class TooManyRequests(JoinRefused):
     code = "rate-limited"
     message = "too many requests or connections from this address"
-    http_status = 429
-    close_code = 1008
 
 
+# Closes the core decides itself, through ClientSink.close (transport/wire_codes.py
+# has the rest). Shutdown's 1001 is passed in by the transport (Shutdown, CloseAll) and
+# named here only because the cluster relay closes with it too.
 CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013
 CLOSE_REPLACED = 4410
 CLOSE_ROOM_FAILED = 4500
 CLOSE_ROOM_MOVED = 4502

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pykka
 
@@ -29,7 +29,7 @@ from actors.messages import (
 )
 from actors.room import Room
 from actors.room_state import RoomLimits
-from actors.runtime import LoopActor
+from actors.runtime import LoopActor, LoopInbox
 from metrics.signaling import SignalingMetrics
 
 if TYPE_CHECKING:
@@ -69,9 +69,10 @@ class Hub(LoopActor):
 
     def deepest_mailbox(self) -> int:
         # Called at scrape time on the loop thread; reads sizes only, never the messages.
-        return max((len(entry.ref.actor_inbox) for entry in list(self.rooms.values())), default=0)
+        # (Rooms are LoopActors: their inbox is a LoopInbox, which has a size.)
+        return max((len(cast(LoopInbox, entry.ref.actor_inbox)) for entry in list(self.rooms.values())), default=0)
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: object) -> None:
         match message:
             case Connect() | Reserve():
                 self._forward_join(message)

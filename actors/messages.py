@@ -8,7 +8,7 @@ so a join is answered by the Room itself after the Hub forwarded it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from actors.ids import ClientId, RoomId
 from actors.sink import ClientSink
@@ -17,6 +17,23 @@ if TYPE_CHECKING:
     import pykka
 
     from actors.runtime import LoopFuture
+
+T = TypeVar("T")
+
+
+class Asking(Protocol[T]):
+    """A message that carries a reply future (Reserve, Connect, Shutdown, GetRoom): what
+    it is answered with, ``T``, is its ``reply``'s type, which ``ask_hub`` returns."""
+
+    @property
+    def reply(self) -> LoopFuture[T]: ...
+
+
+class RoomRef(Protocol):
+    """Where the transport tells a joined client's Relay and Disconnect: the Room's
+    ActorRef, or in cluster mode a relay to the room's owner (transport/cluster_relay.py)."""
+
+    def tell(self, message: Relay | Disconnect) -> None: ...
 
 
 # -- joins and leaves: the transport tells the Hub, the Hub forwards to the Room --
@@ -28,7 +45,7 @@ class Reserve:
 
     room_id: RoomId
     client_id: ClientId
-    reply: LoopFuture = field(repr=False)
+    reply: LoopFuture[None] = field(repr=False)
     proof: int | None = None  # ``exp`` of the token issued with it
 
 
@@ -44,7 +61,7 @@ class Connect:
     room_id: RoomId
     client_id: ClientId
     sink: ClientSink = field(repr=False)
-    reply: LoopFuture = field(repr=False)
+    reply: LoopFuture[Joined] = field(repr=False)
     proof: int | None = None
 
 
@@ -66,7 +83,7 @@ class Disconnect:
 class Joined:
     """Reply to Connect: where to send this client's frames from now on."""
 
-    room: pykka.ActorRef[Any]
+    room: RoomRef
     peers: tuple[ClientId, ...]
 
 
@@ -128,7 +145,7 @@ class Shutdown:
 
     code: int
     reason: str
-    reply: LoopFuture = field(repr=False)
+    reply: LoopFuture[None] = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,4 +153,4 @@ class GetRoom:
     """Reply with the room's ref, or None (diagnostics and tests; never on a hot path)."""
 
     room_id: RoomId
-    reply: LoopFuture = field(repr=False)
+    reply: LoopFuture[pykka.ActorRef[Any] | None] = field(repr=False)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 import pykka
 
@@ -28,7 +29,7 @@ from actors.messages import (
     RoomIdle,
 )
 from actors.room_state import Delivery, RoomLimits, RoomState
-from actors.runtime import LoopActor
+from actors.runtime import LoopActor, LoopFuture
 from metrics.signaling import SignalingMetrics
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Room(LoopActor):
         self.metrics.room_peak_members(self.peak_members)
         logger.info("room closed", extra={"room": self.room_id})
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: object) -> None:
         match message:
             case Relay():
                 self._relay(message)
@@ -112,19 +113,28 @@ class Room(LoopActor):
                 self.metrics.frame_relayed("rejected")
         self.hub.tell(RoomFailed(self.room_id, self.actor_ref))
 
-    def _join(self, message: Connect | Reserve, handler: Any) -> None:
+    @overload
+    def _join(self, message: Connect, handler: Callable[[Connect], Joined]) -> None: ...
+
+    @overload
+    def _join(self, message: Reserve, handler: Callable[[Reserve], None]) -> None: ...
+
+    def _join(self, message: Connect | Reserve, handler: Callable[[Any], Joined | None]) -> None:
+        """Answer a join with what ``handler`` decides (the overloads tie each message to
+        the reply its ``reply`` future takes), or with the refusal it raised."""
         self.joins_seen += 1
+        reply: LoopFuture[Any] = message.reply
         try:
             result = handler(message)
         except JoinRefused as refused:
-            message.reply.set_exception((type(refused), refused, None))
+            reply.set_exception((type(refused), refused, None))
             self._report_if_idle()
             return
         except BaseException:
             # A bug: the caller gets a retryable refusal, then the room fails as usual.
-            message.reply.set_exception((RoomUnavailable, RoomUnavailable(), None))
+            reply.set_exception((RoomUnavailable, RoomUnavailable(), None))
             raise
-        message.reply.set(result)
+        reply.set(result)
 
     def _connect(self, message: Connect) -> Joined:
         seat = self.state.members.get(message.client_id)

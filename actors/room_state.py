@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
-from actors.errors import ClientIdTaken, FrameError, PeerQueueFull, RoomFull, Unauthorized, UnknownPeer
+from actors.errors import ClientIdTaken, FrameError, PeerQueueFull, RoomFull, UnknownPeer
 from actors.ids import ClientId, RoomId
 from actors.messages import Relay
+from actors.seats import Take, claim_seat
 from actors.sink import ClientSink
 
 
@@ -110,11 +111,9 @@ class RoomState:
         """A WebSocket arrived: returns the other connected peers, the frames to send,
         and the connection it replaced (to close) if any.
 
-        ``proof`` is the expiry of the token the client showed, if any. A seat reserved
-        by REST, or held for a dropped client that had shown a token, is claimed only
-        with a token at least as new; a connected client is replaced only so (a
-        reconnect the server has not noticed yet). Without a token a connected id is
-        refused, so nobody can kick a peer.
+        ``proof`` is the expiry of the token the client showed, if any; whether it may
+        claim a reserved or held seat, or take over a connected one (a reconnect the
+        server has not noticed yet), is decided by ``seats.claim_seat``.
 
         The newcomer gets ``joined`` then, in order, whatever was held for it. The
         others get ``peer-joined`` only for a member they have not seen yet: a client
@@ -122,20 +121,13 @@ class RoomState:
         presence churn.
         """
         member = self.members.get(client_id)
-        replaced = None
+        claim = claim_seat(member is not None, member is not None and member.sink is not None,
+                           member.proof if member is not None else None, proof)
+        replaced = member.sink if member is not None and claim.take is Take.TAKE_OVER else None
         if member is None:
             self._admit(client_id)
-            member = self.members[client_id] = Member(client_id, None, proof=proof)
-        else:
-            proven = proof is not None and (member.proof is None or proof >= member.proof)
-            if member.sink is not None:
-                if not proven or member.proof is None:
-                    raise ClientIdTaken()
-                replaced = member.sink
-            elif member.proof is not None and not proven:
-                raise Unauthorized("this clientId is reserved: connect with its token")
-            if proof is not None and (member.proof is None or proof > member.proof):
-                member.proof = proof
+            member = self.members[client_id] = Member(client_id, None)
+        member.proof = claim.proof
         others = [m for m in self.connected() if m is not member]
         peers = [m.client_id for m in others]
         member.sink = sink

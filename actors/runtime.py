@@ -31,7 +31,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 from pykka import messages as pykka_messages
@@ -48,8 +48,15 @@ logger = logging.getLogger(__name__)
 BATCH = 64
 
 
-class LoopFuture(pykka.ThreadingFuture[Any]):
-    """A Pykka future that can also be awaited on an asyncio loop without blocking."""
+T = TypeVar("T")
+
+
+class LoopFuture(pykka.ThreadingFuture[T]):
+    """A Pykka future that can also be awaited on an asyncio loop without blocking.
+
+    ``T`` is what it is set to: a message's ``reply`` field names it (actors/messages.py),
+    so what a join is answered with is checked where it is set and where it is awaited.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -60,14 +67,15 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
     def done(self) -> bool:
         return self._result is not None
 
-    def get(self, *, timeout: float | None = None) -> Any:
+    def get(self, *, timeout: float | None = None) -> T:
         if self._result is None and self._get_hook is None and _loop_running_here():
             # A blocking wait here would stall every connection and deadlock an
             # actor waiting on itself.
             raise RuntimeError("LoopFuture.get() would block the event loop: await it")
-        return super().get(timeout=timeout)
+        value: T = super().get(timeout=timeout)
+        return value
 
-    def set(self, value: Any | None = None) -> None:
+    def set(self, value: T | None = None) -> None:
         super().set(value)
         self._wake_waiters()
 
@@ -96,7 +104,7 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
             self._waiters.append((loop, waiter))
         return waiter
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, T]:
         waiter = self._waiter()
         if waiter is not None:
             yield from waiter.__await__()
@@ -104,7 +112,7 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
 
     __iter__ = __await__
 
-    async def result(self, timeout: float) -> Any:
+    async def result(self, timeout: float) -> T:
         """Await the value for at most ``timeout`` seconds (TimeoutError after that).
 
         Cheaper than ``asyncio.wait_for``, which wraps the wait in a Task: every join
@@ -119,7 +127,7 @@ class LoopFuture(pykka.ThreadingFuture[Any]):
                 timer.cancel()
         return self._outcome()
 
-    def _outcome(self) -> Any:
+    def _outcome(self) -> T:
         """The value, or the exception raised without leaving a reference cycle.
 
         Raising an exception stored in a future makes a cycle: the exception's traceback
@@ -235,7 +243,7 @@ class LoopActor(pykka.Actor):
         return LoopInbox()
 
     @staticmethod
-    def _create_future() -> LoopFuture:
+    def _create_future() -> LoopFuture[Any]:
         return LoopFuture()
 
     def _start_actor_loop(self) -> None:

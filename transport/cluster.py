@@ -531,7 +531,7 @@ class Cluster:
 
     async def _ask_hub(self, make_message: Any) -> Any:
         assert self.hub is not None
-        reply = LoopFuture()
+        reply: LoopFuture[Any] = LoopFuture()
         try:
             self.hub.tell(make_message(reply))
         except pykka.ActorDeadError:

@@ -197,7 +197,7 @@ class Relays:
             raise
         if not attachment.active:  # closed between the answer and here (link lost, owner gone)
             raise RoomMoved("the room's owner changed; retry")
-        return Joined(RemoteRoom(self, attachment), ())  # type: ignore[arg-type]
+        return Joined(RemoteRoom(self, attachment), ())
 
     async def request(self, att_id: str, owner: str, header: dict[str, Any]) -> None:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -293,7 +293,7 @@ class Relays:
         sink = RemoteSink(self.link.publish, reply_to, att_id, epoch, client_id)
         owned = self.owned[(edge, att_id)] = OwnedAttachment(room_id, client_id, sink)
         assert self.hub is not None
-        reply = LoopFuture()
+        reply: LoopFuture[Joined] = LoopFuture()
         self.hub.tell(Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None))
         self._answer_when_done(reply, reply_to, att_id, (edge, att_id), owned)
 
@@ -306,11 +306,11 @@ class Relays:
             self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
             return
         assert self.hub is not None
-        reply = LoopFuture()
+        reply: LoopFuture[None] = LoopFuture()
         self.hub.tell(Reserve(room_id, client_id, reply, int(proof) if proof is not None else None))
         self._answer_when_done(reply, reply_to, att_id, None, None)
 
-    def _answer_when_done(self, reply: LoopFuture, reply_to: str, att_id: str, key: tuple[str, str] | None,
+    def _answer_when_done(self, reply: LoopFuture[Any], reply_to: str, att_id: str, key: tuple[str, str] | None,
                           owned: OwnedAttachment | None) -> None:
         async def answer() -> None:
             try:

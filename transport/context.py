@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
-
 from tornado.httputil import HTTPServerRequest
 
 from actors.errors import ShuttingDown
+from actors.messages import Asking
 from actors.runtime import LoopFuture
 from metrics.signaling import SignalingMetrics
 from transport.limits import KeyedBuckets
 from transport.settings import Settings
 from transport.tokens import TokenIssuer
 
+if TYPE_CHECKING:
+    from transport.cluster import Cluster
+
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PROXY_HEADERS = ("X-Real-IP", "X-Forwarded-For")
 
@@ -32,7 +38,7 @@ class ServiceContext:
     hub: pykka.ActorRef[Any]
     metrics: SignalingMetrics
     tokens: TokenIssuer
-    cluster: Any = None  # transport.cluster.Cluster in cluster mode (imported only then)
+    cluster: Cluster | None = None  # cluster mode only (transport/cluster.py is imported only then)
     draining: bool = False
     # Open WebSocket connections, so shutdown can wait for their close handshakes.
     open_sockets: int = 0
@@ -99,9 +105,10 @@ class ServiceContext:
         if self.open_sockets == 0:
             self.sockets_closed.set()
 
-    async def ask_hub(self, make_message: Any) -> Any:
-        """Tell the Hub a message carrying a reply future and await the reply on the loop."""
-        reply = LoopFuture()
+    async def ask_hub(self, make_message: Callable[[LoopFuture[T]], Asking[T]]) -> T:
+        """Tell the Hub a message carrying a reply future and await the reply on the loop
+        (``T``, what the reply is, follows from the message's ``reply`` field)."""
+        reply: LoopFuture[T] = LoopFuture()
         try:
             self.hub.tell(make_message(reply))
         except pykka.ActorDeadError:

@@ -64,7 +64,7 @@ class TextFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; ``json.dumps`` escapes newlines, so tracebacks stay on it."""
 
-    converter = time.gmtime  # the trailing Z below promises UTC
+    converter = staticmethod(time.gmtime)  # the trailing Z below promises UTC
 
     def format(self, record: logging.LogRecord) -> str:
         event: dict[str, Any] = {

@@ -17,6 +17,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from actors import errors
 from transport import schemas
+from transport.wire_codes import http_status
 
 JSON = "application/json"
 
@@ -55,7 +56,7 @@ def _error_response(description: str, codes: list[str]) -> dict[str, Any]:
 def _errors_by_status(refusals: tuple[type[errors.JoinRefused], ...]) -> dict[str, Any]:
     by_status: dict[int, list[type[errors.JoinRefused]]] = {}
     for error in refusals:
-        by_status.setdefault(error.http_status, []).append(error)
+        by_status.setdefault(http_status(error), []).append(error)
     return {str(status): _error_response("; ".join(f"{e.code}: {e.message}" for e in group),
                                          [e.code for e in group])
             for status, group in sorted(by_status.items())}

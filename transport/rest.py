@@ -15,6 +15,7 @@ from actors.messages import Reserve
 from transport import openapi, turn
 from transport.context import ServiceContext
 from transport.schemas import parse_join_body
+from transport.wire_codes import http_status
 
 _HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
                405: "method-not-allowed", 413: "body-too-large", 429: "rate-limited", 503: "unavailable"}
@@ -52,7 +53,7 @@ class JsonHandler(RequestHandler):
         self.finish(json.dumps({"error": {"code": code, "message": self._reason}}))
 
     def fail(self, error: JoinRefused) -> None:
-        self.write_json({"error": error.to_wire()}, error.http_status)
+        self.write_json({"error": error.to_wire()}, http_status(error))
 
 
 class JoinHandler(JsonHandler):

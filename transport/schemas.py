@@ -218,7 +218,7 @@ def fast_check(raw: Any) -> tuple[ClientId | None, ClientId | None] | None:
         return None
     if not ok:
         return None
-    return (None if to is _ABSENT else to), (None if sender is _ABSENT else sender)  # type: ignore[return-value]
+    return (None if to is _ABSENT else to), (None if sender is _ABSENT else sender)
 
 
 def _short_str(value: Any, limit: int) -> bool:
@@ -303,7 +303,8 @@ def parse_join_body(body: bytes, room_in_path: bool) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise InvalidRequest("body must be a JSON object")
     try:
-        return (_ROOM_JOIN if room_in_path else _JOIN).load(raw)
+        parsed: dict[str, str] = (_ROOM_JOIN if room_in_path else _JOIN).load(raw)
+        return parsed
     except ValidationError as exc:
         _forget_traceback(exc)
         raise InvalidRequest(describe(exc.messages)) from None

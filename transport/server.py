@@ -23,7 +23,8 @@ from actors.errors import CLOSE_GOING_AWAY
 from actors.hub import Hub
 from actors.messages import Shutdown
 from metrics.signaling import SignalingMetrics
-from transport import logs, settings as settings_module
+from transport import logs
+from transport import settings as settings_module
 from transport.app import make_app, make_metrics_app
 from transport.context import ServiceContext
 from transport.settings import Settings
@@ -152,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"signaling-server: invalid setting: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_format)
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
         asyncio.run(serve(settings))
     except OSError as exc:

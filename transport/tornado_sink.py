@@ -20,8 +20,8 @@ from asyncio import Future
 from tornado.iostream import StreamBufferFullError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from actors.errors import CLOSE_TRY_AGAIN
 from metrics.signaling import SignalingMetrics
+from transport.wire_codes import CLOSE_TRY_AGAIN
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class WebSocketSink:
         """Close the connection; never raises, since a Room calls it."""
         handler = self._handler()
         conn = handler.ws_connection if handler is not None else None
-        if handler is None or conn is None or conn.is_closing():
+        if handler is None or conn is None or conn.is_closing() or conn.stream is None:
             return
         self._metrics.closed(code)
         # The close frame must get through even when the outbound buffer is full (a slow

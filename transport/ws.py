@@ -17,27 +17,15 @@ import pykka
 from tornado.web import HTTPError
 from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
-from actors.errors import (
-    CLOSE_POLICY,
-    CLOSE_ROOM_FAILED,
-    BinaryFrame,
-    FrameError,
-    FrameTooLarge,
-    FromMismatch,
-    JoinRefused,
-    RateLimited,
-    RoomUnavailable,
-    ShuttingDown,
-    TooManyRequests,
-    Unauthorized,
-)
+from actors.errors import TooManyRequests
 from actors.ids import ClientId, RoomId
-from actors.messages import Connect, Disconnect, Joined, Relay
+from actors.messages import Connect, Disconnect, Joined, Relay, RoomRef
 from actors.room_state import error_frame
+from transport.admission import admit, join_failure
 from transport.context import ServiceContext
-from transport.limits import TokenBucket
-from transport.schemas import parse_signal, parse_ws_query
+from transport.inbound import InboundFrames
 from transport.tornado_sink import WebSocketSink
+from transport.wire_codes import CLOSE_ROOM_FAILED
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +39,12 @@ class AbortAwareProtocol(WebSocketProtocol13):
     reconnect grace period. (A method here rather than a closure patched onto the
     connection: a closure stored on the connection that refers to the connection is a
     reference cycle, and closed connections must be freed by reference counting.)
+
+    Tornado has no public hook for "ended without a close handshake" (``on_close`` runs
+    for both, and ``close_code`` is None for a close frame without a code as well), so
+    this overrides the private ``_abort``, installed through the public
+    ``get_websocket_protocol``. If Tornado stops calling it, tests/transport/test_ws.py's
+    test_a_client_that_drops_and_returns_within_the_grace_... fails (no abnormal drop).
     """
 
     def _abort(self) -> None:
@@ -78,7 +72,7 @@ class SignalingSocket(WebSocketHandler):
         # A Room actor, or in cluster mode a RemoteRoom relaying to the room's owner.
         # Set once joined; _leave() clears it (on_close). The handler itself is freed by
         # reference counting when Tornado drops the connection: it must be in no cycle.
-        self.room: pykka.ActorRef[Any] | None = None
+        self.room: RoomRef | None = None
         self.room_id: RoomId | None = None
         self.client_id: ClientId | None = None
         # Owned here; the Room holds it until the Disconnect from on_close removes the
@@ -86,8 +80,8 @@ class SignalingSocket(WebSocketHandler):
         self.sink: WebSocketSink | None = None
         self.aborted = False  # the connection ended without a close handshake
         self.ip: str | None = None  # counted against max_connections_per_ip while set
-        self.bucket = TokenBucket(ctx.settings.rate_limit, ctx.settings.rate_burst, time.perf_counter())
-        self.refused_in_a_row = 0
+        self.inbound = InboundFrames(ctx.settings.rate_limit, ctx.settings.rate_burst, ctx.settings.max_frame_bytes,
+                                     time.perf_counter())
         self.closing_by_us = False  # set by close(): tells our closes from Tornado's own
 
     def check_origin(self, origin: str) -> bool:
@@ -122,106 +116,67 @@ class SignalingSocket(WebSocketHandler):
         self.finish(json.dumps({"error": {"code": code, "message": self._reason}}))
 
     async def open(self, *args: str, **kwargs: str) -> None:
-        self.ctx.socket_opened()
-        settings = self.ctx.settings
+        ctx = self.ctx
+        ctx.socket_opened()
         self._watch_connection()
         try:
-            if self.ctx.draining:
-                raise ShuttingDown()
-            ip = self.ctx.client_ip(self.request)
-            if not self.ctx.ip_connected(ip):
-                raise TooManyRequests()
-            self.ip = ip
-            room_id, client_id, token = parse_ws_query(self.request.query_arguments)
-            # proof: the expiry of a valid token, which lets the client claim a seat
-            # reserved for it or take over its own open connection.
-            proof = None
-            if token is not None:
-                if settings.token_mode:
-                    proof = self.ctx.tokens.verify(token, room_id, client_id)
-                else:
-                    # Open mode admits anyone. Its tokens are signed with a per-process
-                    # key: after a restart or on another backend they no longer verify,
-                    # and the client then simply counts as one without a token.
-                    proof = self.ctx.tokens.proof(token, room_id, client_id)
-            elif settings.token_mode:
-                raise Unauthorized("token required")
-            self.room_id, self.client_id = room_id, client_id
-            self.sink = WebSocketSink(self, self.ctx.metrics, room_id, client_id)
+            ip = ctx.client_ip(self.request)
+            ip_admitted = not ctx.draining and ctx.ip_connected(ip)
+            if ip_admitted:
+                self.ip = ip
+            admission = admit(self.request.query_arguments, draining=ctx.draining, ip_admitted=ip_admitted,
+                              token_mode=ctx.settings.token_mode, tokens=ctx.tokens)
+            room_id, client_id = self.room_id, self.client_id = admission.room_id, admission.client_id
+            sink = self.sink = WebSocketSink(self, ctx.metrics, room_id, client_id)
             # Signaling is many small frames each waited for (10 ICE candidates each way):
             # Nagle's algorithm would hold each one back for the previous one's ACK.
             self.set_nodelay(True)
-            sink = self.sink
-            if self.ctx.cluster is not None:  # the room may live on another backend
-                joined: Joined = await self.ctx.cluster.join(room_id, client_id, sink, proof)
+            if ctx.cluster is not None:  # the room may live on another backend
+                joined: Joined = await ctx.cluster.join(room_id, client_id, sink, admission.proof)
             else:
-                joined = await self.ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
-        except JoinRefused as refused:
-            self.ctx.metrics.join("ws", refused.code)
-            self._close(refused.close_code, f"{refused.code}: {refused.detail}")
+                joined = await ctx.ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, admission.proof))
+        except Exception as error:  # join_failure() tells refusals, timeouts and bugs apart
+            failure = join_failure(error)
+            if failure.bug:
+                logger.exception("join failed", extra={"room": self.room_id, "client": self.client_id})
+            if failure.undo and self.room_id is not None and self.client_id is not None and self.sink is not None:
+                # The Connect may still be handled later: undo it, in order, through the Hub.
+                ctx.hub.tell(Disconnect(self.room_id, self.client_id, self.sink))
+            ctx.metrics.join("ws", failure.outcome)
+            self._close(failure.close_code, failure.reason)
             return
-        except TimeoutError:
-            # The Connect may still be handled later: undo it, in order, through the Hub.
-            if self.room_id is not None and self.client_id is not None and self.sink is not None:
-                self.ctx.hub.tell(Disconnect(self.room_id, self.client_id, self.sink))
-            self.ctx.metrics.join("ws", RoomUnavailable.code)
-            self._close(RoomUnavailable.close_code, "room did not answer; retry")
-            return
-        except Exception:
-            # A bug: Tornado would abort the stream without on_close (leaking the
-            # per-IP count); close it ourselves so on_close runs and cleans up.
-            logger.exception("join failed", extra={"room": self.room_id, "client": self.client_id})
-            self.ctx.metrics.join("ws", RoomUnavailable.code)
-            self._close(RoomUnavailable.close_code, "join failed; retry")
-            return
-        self.ctx.metrics.join("ws", "ok")
+        ctx.metrics.join("ws", "ok")
         self.room = joined.room
-        self.ctx.metrics.client_connected()
+        ctx.metrics.client_connected()
         # (Tornado reads no frame, and so sees no close, until open() has returned: a
         # client that left meanwhile is handled by on_close like any other.)
 
     def on_message(self, message: str | bytes) -> None:
-        if self.room is None or self.sink is None:
+        metrics = self.ctx.metrics
+        if self.room is None or self.sink is None or self.client_id is None:
             # Closing after a refused join: Tornado reads frames until the close
             # handshake ends. Nobody is there to answer; count them.
-            self.ctx.metrics.frame_received("unparsed")
-            self.ctx.metrics.inbound_dropped("join-refused")
+            metrics.frame_received("unparsed")
+            metrics.inbound_dropped("join-refused")
             return
         received_at = time.perf_counter()
-        try:
-            if not self.bucket.take(received_at):
-                self.ctx.metrics.frame_received("unparsed")  # refused before parsing, by design
-                self.refused_in_a_row += 1
-                if self.refused_in_a_row >= self.ctx.settings.rate_burst:
-                    self.ctx.metrics.frame_error(RateLimited.code)
-                    self._close(CLOSE_POLICY, "rate-limited: too many frames for too long")
-                    return
-                raise RateLimited()
-            self.refused_in_a_row = 0
-            if isinstance(message, bytes):
-                raise BinaryFrame()
-            limit = self.ctx.settings.max_frame_bytes
-            # The cap is in bytes: a UTF-8 character takes up to 4, so only long frames
-            # need encoding to be measured.
-            if len(message) * 4 > limit and len(message.encode()) > limit:
-                raise FrameTooLarge(f"frame is larger than {limit} bytes")
-            signal = parse_signal(message)
-            self.ctx.metrics.frame_received(signal.type)
-            if signal.sender is not None and signal.sender != self.client_id:
-                raise FromMismatch()
-        except FrameError as error:
-            if not isinstance(error, (FromMismatch, RateLimited)):  # those were never parsed / were valid
-                self.ctx.metrics.frame_received("invalid")
-            self.ctx.metrics.frame_error(error.code)
-            self.sink.send(error_frame(error))
+        verdict = self.inbound.decide(message, self.client_id, received_at)
+        metrics.frame_received(verdict.received)
+        if verdict.error is not None:
+            metrics.frame_error(verdict.error.code)
+            if verdict.close is not None:
+                self._close(*verdict.close)
+            else:
+                self.sink.send(error_frame(verdict.error))
             return
-        assert self.client_id is not None
+        signal = verdict.signal
+        assert signal is not None
         try:
             self.room.tell(Relay(self.client_id, self.sink, signal.type, signal.to, signal.data, received_at))
         except pykka.ActorDeadError:
             # The room failed after we joined; it closes its clients, but make sure.
-            self.ctx.metrics.message(signal.type, "rejected", "room-failed")
-            self.ctx.metrics.frame_relayed("rejected")
+            metrics.message(signal.type, "rejected", "room-failed")
+            metrics.frame_relayed("rejected")
             self._close(CLOSE_ROOM_FAILED, "room failed; reconnect")
 
     def on_close(self) -> None:
@@ -242,7 +197,7 @@ class SignalingSocket(WebSocketHandler):
 
     def _watch_connection(self) -> None:
         conn = self.ws_connection
-        if conn is None:
+        if conn is None or conn.stream is None:
             return
         # Bound what a client that stops reading can make us buffer (see tornado_sink).
         conn.stream.max_write_buffer_size = self.ctx.settings.max_outbound_bytes

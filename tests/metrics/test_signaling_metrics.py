@@ -16,6 +16,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from actors import errors
 from metrics import signaling
 from metrics.signaling import SignalingMetrics
+from transport import wire_codes
 
 
 @pytest.fixture
@@ -60,7 +61,8 @@ INTENTS: list[tuple[str, Callable[[SignalingMetrics], None], dict[Any, float]]] 
     ("frame_received", lambda m: m.frame_received("offer"), {key("signaling_frames_received_total", type="offer"): 1}),
     ("frame_received invalid", lambda m: m.frame_received("invalid"),
      {key("signaling_frames_received_total", type="invalid"): 1}),
-    ("frame_error", lambda m: m.frame_error("invalid-json"), {key("signaling_frame_errors_total", code="invalid-json"): 1}),
+    ("frame_error", lambda m: m.frame_error("invalid-json"),
+     {key("signaling_frame_errors_total", code="invalid-json"): 1}),
     ("closed", lambda m: m.closed(4409), {key("signaling_closes_total", code="4409"): 1}),
     ("closed by tornado", lambda m: m.closed(1009), {key("signaling_closes_total", code="1009"): 1}),
     ("frame_received unparsed", lambda m: m.frame_received("unparsed"),
@@ -91,7 +93,8 @@ INTENTS: list[tuple[str, Callable[[SignalingMetrics], None], dict[Any, float]]] 
     ("room_peak_members", lambda m: m.room_peak_members(5), {
         key("signaling_room_peak_members_count"): 1,
         key("signaling_room_peak_members_sum"): 5,
-        **{key("signaling_room_peak_members_bucket", le=le): 1 for le in ("6.0", "8.0", "12.0", "16.0", "32.0", "64.0", "+Inf")},
+        **{key("signaling_room_peak_members_bucket", le=le): 1
+           for le in ("6.0", "8.0", "12.0", "16.0", "32.0", "64.0", "+Inf")},
     }),
 ]
 
@@ -160,9 +163,9 @@ def _subclasses(cls: type) -> list[type]:
 def test_the_pre_initialised_label_values_match_the_codes_the_service_uses() -> None:
     refusals = _subclasses(errors.JoinRefused)
     assert {c.code for c in refusals} | {"ok"} == set(signaling.JOIN_OUTCOMES)
-    server_closes = {c.close_code for c in refusals} | {
-        errors.CLOSE_GOING_AWAY, errors.CLOSE_POLICY, errors.CLOSE_TRY_AGAIN, errors.CLOSE_REPLACED,
-        errors.CLOSE_ROOM_FAILED}
+    server_closes = {wire_codes.close_code(c) for c in refusals} | {
+        wire_codes.CLOSE_GOING_AWAY, wire_codes.CLOSE_POLICY, wire_codes.CLOSE_TRY_AGAIN, wire_codes.CLOSE_REPLACED,
+        wire_codes.CLOSE_ROOM_FAILED}
     assert server_closes == set(signaling.CLOSE_CODES)
     # Errors the room decides (they count as rejected messages) and the ones the
     # transport answers itself (frame errors) together make up every FrameError.
