@@ -9,7 +9,8 @@ import time
 import jwt
 import pytest
 
-from tests.support import Client, connect, http, join, running_server, sample_data, scaled, ws_url
+from loadtests import wire
+from tests.support import Client, connect, http, join, running_server, sample_data, scaled
 
 SECRET = "s" * 40
 
@@ -39,7 +40,7 @@ async def test_presence_joined_peer_joined_and_peer_left() -> None:
 
 async def test_the_seed_spelling_ClientId_is_accepted() -> None:
     async with running_server() as server:
-        conn = await connect_raw(server, ws_url(server, "alpha123", "peerA", key="ClientId"))
+        conn = await connect_raw(server, wire.ws_url(server.port, "alpha123", "peerA", key="ClientId"))
         frame = json.loads(await conn.read_message())
         assert frame["data"]["clientId"] == "peerA"
         conn.close()
