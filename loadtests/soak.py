@@ -42,9 +42,7 @@ import itertools
 import json
 import os
 import platform
-import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -58,11 +56,11 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import orjson
-from bench import SERVICE_ENV, kill, raise_fd_limit
+from bench import SERVICE_ENV, raise_fd_limit
+from launch import launch
 from loadgen import Generator, HttpConnection, candidate, sdp
 
 ROOT = Path(__file__).resolve().parents[1]
-LISTENING = re.compile(r"listening on http://[\d.]+:(\d+) \(metrics on http://[\d.]+:(\d+)/metrics")
 # What a sample records, from the metrics port (name -> sample name in the exposition).
 SERIES = {
     "rss_mb": "process_resident_memory_bytes",
@@ -85,32 +83,17 @@ def log(text: str) -> None:
 
 @dataclass
 class Target:
+    """The server under test: started here (with its log) or given by --port."""
+
     port: int
     metrics_port: int
     log_path: Path | None = None
-    proc: subprocess.Popen[bytes] | None = None
 
 
 @contextmanager
 def start_server(log_path: Path, grace: float, extra: list[str]) -> Iterator[Target]:
-    cmd = [sys.executable, "-m", "transport.server", "--port", "0", "--metrics-port", "0",
-           "--reconnect-grace", str(grace), *extra]
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=log_file, env={**os.environ, **SERVICE_ENV})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            text = log_path.read_text(errors="replace")
-            match = LISTENING.search(text)
-            if match:
-                yield Target(int(match.group(1)), int(match.group(2)), log_path, proc)
-                return
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{text[-2000:]}")
-            time.sleep(0.05)
-    finally:
-        kill(proc, grace=15)
+    with launch("--reconnect-grace", str(grace), *extra, env=SERVICE_ENV, log_path=log_path) as server:
+        yield Target(server.port, server.metrics_port, log_path)
 
 
 async def scrape(port: int) -> dict[str, float]:
@@ -185,7 +168,7 @@ class Churn:
             finally:
                 await call.a.close()
                 await call.b.close()
-        except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+        except Exception as exc:
             self.tally.failed += 1
             if len(self.tally.failures) < 5:
                 self.tally.failures.append(f"{kind}: {exc!r}"[:300])
