@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,10 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"port": 0, "metrics_port": 0, "shutdown_timeout": scaled(5)}
     values.update(overrides)
     return Settings(**values)
+
+
+# The ``make_server`` fixture (tests/conftest.py): start a server with setting overrides.
+ServerFactory = Callable[..., Awaitable[Server]]
 
 
 @asynccontextmanager
