@@ -55,8 +55,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from loadtests import wire
 from loadtests.launch import launch, stop
-from loadtests.loadgen import candidate, percentile, sdp
+from loadtests.loadgen import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_FRAME_BYTES = 64 * 1024  # the server's default --max-frame-bytes; the fuzzer keeps it
@@ -82,10 +83,10 @@ class Frames:
         r = self.rng
         kind = r.choice(("offer", "answer", "ice-candidate"))
         if kind == "ice-candidate":
-            data: dict[str, Any] = candidate(r.randrange(1000))
+            data: dict[str, Any] = wire.candidate(r.randrange(1000))
         else:
             data = {"type": kind if kind == "offer" else r.choice(("answer", "pranswer")),
-                    "sdp": sdp(r.choice((60, 300, 1200)), kind)}
+                    "sdp": wire.sdp(kind, r.choice((60, 300, 1200)))}
         if r.random() < 0.1:
             data["app"] = self.json_value(2)  # the peers' business: forwarded untouched
         frame: dict[str, Any] = {"type": kind, "data": data}
@@ -195,7 +196,7 @@ class FuzzClient:
         self.marker_seen = asyncio.Event()
 
     async def open(self) -> None:
-        url = f"ws://127.0.0.1:{self.fuzz.port}/ws?roomId={self.room}&clientId={self.client_id}"
+        url = wire.ws_url(self.fuzz.port, self.room, self.client_id)
         self.ws = await connect(url, compression=None, open_timeout=OPEN_TIMEOUT, close_timeout=10,
                                 max_size=None, max_queue=None)
         first = json.loads(await asyncio.wait_for(self.ws.recv(), ANSWER_TIMEOUT))
@@ -515,8 +516,8 @@ def total(samples: dict[str, float], name: str, **match: str) -> float:
 
 async def probe(port: int, room: str, rate: float, window: float) -> dict[str, Any]:
     """Offers back and forth at ``rate`` until stdin closes; one-way latency per window."""
-    a = await connect(f"ws://127.0.0.1:{port}/ws?roomId={room}&clientId=a", compression=None)
-    b = await connect(f"ws://127.0.0.1:{port}/ws?roomId={room}&clientId=b", compression=None)
+    a = await connect(wire.ws_url(port, room, "a"), compression=None)
+    b = await connect(wire.ws_url(port, room, "b"), compression=None)
     for ws in (a, b):
         assert json.loads(await ws.recv())["type"] == "joined"
     assert json.loads(await a.recv())["type"] == "peer-joined"

@@ -56,9 +56,10 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import orjson
+import wire
 from bench import SERVICE_ENV, raise_fd_limit
 from launch import launch
-from loadgen import Generator, HttpConnection, candidate, sdp
+from loadgen import Generator, HttpConnection
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a sample records, from the metrics port (name -> sample name in the exposition).
@@ -138,7 +139,7 @@ class Churn:
     def __init__(self, port: int, cfg: argparse.Namespace) -> None:
         self.gen = Generator(port)
         self.cfg = cfg
-        self.offer, self.answer = sdp(cfg.sdp_bytes, "offer"), sdp(cfg.sdp_bytes, "answer")
+        self.offer, self.answer = wire.sdp("offer", cfg.sdp_bytes), wire.sdp("answer", cfg.sdp_bytes)
         self.idle_http: list[HttpConnection] = []  # keep-alive REST connections, reused
         self.tally = Tally()
 
@@ -185,9 +186,9 @@ class Churn:
             if b_join["clientId"] not in joined["data"]["peers"]:
                 raise RuntimeError(f"reconnected peer does not see the other: {joined}")
             await b.send(orjson.dumps({"type": "ice-candidate", "to": a_join["clientId"],
-                                       "data": candidate(99)}).decode())
+                                       "data": wire.candidate(99)}).decode())
             got = await self.gen.expect(a2, "ice-candidate")
-            if got["data"]["candidate"] != candidate(99)["candidate"]:
+            if got["data"]["candidate"] != wire.candidate(99)["candidate"]:
                 raise RuntimeError("wrong candidate after reconnect")
             await a2.close()
             # The next frame b sees must be peer-left for the clean leave: none came for the drop.
