@@ -34,11 +34,13 @@ class LaunchError(RuntimeError):
 class Launched:
     """A started server: its process, the ports it reported, and its log."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, metrics_port: int, log_path: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, metrics_port: int, log_path: Path,
+                 ready_file: Path | None = None) -> None:
         self.proc = proc
         self.port = port
         self.metrics_port = metrics_port
         self.log_path = log_path
+        self.ready_file = ready_file
         self._final_log: str | None = None  # kept once the log file's directory is gone
 
     def log_text(self) -> str:
@@ -117,7 +119,9 @@ def launch(*args: str, program: Sequence[str] = SERVICE, env: Mapping[str, str] 
                                     stderr=log_file, env={**os.environ, **(env or {})})
         try:
             info = wait_ready(proc, ready_file, log_file_path, timeout)
-            server = Launched(proc, info["port"], info.get("metrics_port", 0), log_file_path)
+            if info.get("pid") != proc.pid:
+                raise LaunchError(f"the ready file names another process: {info}")
+            server = Launched(proc, info["port"], info.get("metrics_port", 0), log_file_path, ready_file)
             yield server
         finally:
             stop(proc, kill_after)
