@@ -224,12 +224,12 @@ def mint(room: str, sub: str, exp_in: float = 60, secret: str = SECRET) -> str:
     ids=["missing", "garbage", "expired", "wrong-key", "tampered", "other-room", "other-client"],
 )
 async def test_token_mode_refuses_bad_tokens_with_a_4xxx_close(
-        make_token, code: int) -> None:  # type: ignore[no-untyped-def]
-    async with running_server(secret=SECRET, api_key="k" * 20) as server:
-        # Minted here, not at collection time: a long run must not expire them.
-        client = await connect(server, "r", "a", make_token())
-        closed_code, reason = await client.closed()
-        assert closed_code == code and reason
+        make_token, code: int, make_server: ServerFactory) -> None:  # type: ignore[no-untyped-def]
+    server = await make_server(secret=SECRET, api_key="k" * 20)
+    # Minted here, not at collection time: a long run must not expire them.
+    client = await connect(server, "r", "a", make_token())
+    closed_code, reason = await client.closed()
+    assert closed_code == code and reason
 
 
 async def test_token_mode_admits_a_token_minted_by_an_application_backend(make_server: ServerFactory) -> None:
