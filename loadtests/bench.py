@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import select
 import signal
@@ -37,22 +36,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from launch import FLOOR, SERVICE, Launched, LaunchError, launch, stop
+from wire import LIFTED_PER_ADDRESS, as_env
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-LISTENING = re.compile(r"listening on http://[\d.]+:(\d+)")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SERVERS = ("floor", "service")
-# Every peer dials from 127.0.0.1: lift the service's per-IP limits (meant for the
-# internet) so they measure nothing here. Per-connection limits keep their defaults.
-SERVICE_ENV = {"SIGNALING_MAX_CONNECTIONS_PER_IP": "1000000", "SIGNALING_JOIN_RATE_PER_IP": "1000000",
-               "SIGNALING_JOIN_BURST_PER_IP": "1000000"}
+SERVICE_ENV = as_env(LIFTED_PER_ADDRESS)  # every peer dials from 127.0.0.1 (see wire.py)
 
 # Targets of issue 5, against the floor measured in the same run.
 TARGET_CPU_PER_MSG = 1.3
@@ -78,70 +76,32 @@ def raise_fd_limit(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def kill(proc: subprocess.Popen[Any], grace: float) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+kill = stop
 
 
 # -- the server under test --
 
 
-class ServerProc:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        self.proc = proc
-        self.port = port
-        self.log_path = log_path
-
-    def cpu_seconds(self) -> float:
-        """user + sys CPU of the server process so far, from /proc/PID/stat."""
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
-
-    def rss_kb(self) -> int:
-        return int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1]) * PAGE_KB
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise BenchError(f"server exited with {self.proc.returncode}:\n{tail}")
+ServerProc = Launched  # process, ports, log file, CPU and RSS from /proc
 
 
-def server_command(kind: str, ping_interval: float) -> list[str]:
+def server_command(kind: str, ping_interval: float) -> tuple[tuple[str, ...], list[str]]:
+    """(program, arguments) of the server of ``kind``; the launcher adds the ports."""
     if kind == "service":
-        return [sys.executable, "-m", "transport.server", "--port", "0", "--metrics-port", "0",
-                "--ping-interval", str(ping_interval)]
+        return SERVICE, ["--ping-interval", str(ping_interval)]
     # --nodelay: the service sets TCP_NODELAY on every WebSocket, so the floor does too.
-    return [sys.executable, str(HERE / "floor_relay.py"), "--port", "0", "--ping-interval", str(ping_interval),
-            "--nodelay"]
+    return FLOOR, ["--ping-interval", str(ping_interval), "--nodelay"]
 
 
 @contextmanager
 def start_server(kind: str, ping_interval: float, workdir: Path) -> Iterator[ServerProc]:
-    log_path = workdir / f"{kind}-{time.monotonic_ns()}.log"
-    with log_path.open("wb") as log_file:
-        env = {**os.environ, **(SERVICE_ENV if kind == "service" else {})}
-        proc = subprocess.Popen(server_command(kind, ping_interval), cwd=ROOT, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=log_file, env=env)
+    program, args = server_command(kind, ping_interval)
     try:
-        deadline = time.monotonic() + 30
-        port = None
-        while port is None:
-            match = LISTENING.search(log_path.read_text(errors="replace"))
-            if match:
-                port = int(match.group(1))
-            elif proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"{kind} did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
-            else:
-                time.sleep(0.05)
-        yield ServerProc(proc, port, log_path)
-    finally:
-        kill(proc, grace=15)
+        with launch(*args, program=program, env=SERVICE_ENV if kind == "service" else {},
+                    log_path=workdir / f"{kind}-{time.monotonic_ns()}.log") as server:
+            yield server
+    except LaunchError as exc:
+        raise BenchError(f"{kind}: {exc}") from None
 
 
 # -- the load generator --

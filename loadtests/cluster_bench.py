@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import (  # type: ignore[import-not-found]
-    LISTENING,
     ROOT,
     SERVICE_ENV,
     BenchError,
@@ -44,6 +43,7 @@ from bench import (  # type: ignore[import-not-found]
     log,
     raise_fd_limit,
 )
+from launch import launch
 
 SECRET = "cluster-bench-secret-0123456789abcdef"
 NGINX_SITE = ROOT / "deploy" / "nginx" / "signaling.conf"
@@ -81,27 +81,11 @@ def redis_server(workdir: Path) -> Iterator[str]:
 
 @contextmanager
 def backend(redis_url: str, workdir: Path, port: int = 0) -> Iterator[ServerProc]:
-    log_path = workdir / f"backend-{time.monotonic_ns()}.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "transport.server", "--port", str(port), "--metrics-port", "0",
-             "--ping-interval", "0", "--redis", redis_url, "--secret", SECRET, "--trust-proxy"],
-            cwd=ROOT, env={**__import__("os").environ, **SERVICE_ENV}, stdout=subprocess.DEVNULL, stderr=log_file)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            match = LISTENING.search(log_path.read_text(errors="replace"))
-            if match:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"backend did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.05)
-        server = ServerProc(proc, int(match.group(1)), log_path)
-        metrics = __import__("re").search(r"metrics on http://[\d.]+:(\d+)", log_path.read_text())
-        server.metrics_port = int(metrics.group(1)) if metrics else 0  # type: ignore[attr-defined]
+    args = ["--ping-interval", "0", "--redis", redis_url, "--secret", SECRET, "--trust-proxy"]
+    if port:
+        args += ["--port", str(port)]
+    with launch(*args, env=SERVICE_ENV, log_path=workdir / f"backend-{time.monotonic_ns()}.log", timeout=20) as server:
         yield server
-    finally:
-        kill(proc, grace=15)
 
 
 @contextmanager
@@ -137,7 +121,7 @@ http {{
 
 
 def metric_sum(server: ServerProc, prefix: str) -> float:
-    url = f"http://127.0.0.1:{server.metrics_port}/metrics"  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))

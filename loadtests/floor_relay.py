@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import uuid
@@ -123,9 +124,12 @@ async def serve(args: argparse.Namespace) -> None:
     sockets = bind_sockets(args.port, "127.0.0.1", backlog=args.backlog)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
-    # The same line as the service prints, so one parser finds either server's port.
-    logging.getLogger("floor").warning("listening on http://127.0.0.1:%d (metrics on http://127.0.0.1:0/metrics, "
-                                       "floor relay)", port)
+    logging.getLogger("floor").warning("listening on http://127.0.0.1:%d (floor relay)", port)
+    if args.ready_file:  # as the service's --ready-file: JSON, complete or absent (rename is atomic)
+        partial = f"{args.ready_file}.partial"
+        with open(partial, "w", encoding="utf-8") as f:
+            json.dump({"port": port, "metrics_port": 0, "pid": os.getpid()}, f)
+        os.replace(partial, args.ready_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -139,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--backlog", type=int, default=1024)
     parser.add_argument("--ping-interval", type=float, default=0.0, help="seconds between pings (0: off)")
+    parser.add_argument("--ready-file", default="", help="write the bound port here as JSON once listening")
     parser.add_argument("--nodelay", action="store_true", help="set TCP_NODELAY on every WebSocket")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

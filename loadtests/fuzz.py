@@ -39,7 +39,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -56,10 +55,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from loadtests.loadgen import candidate, percentile, sdp
+from loadtests import wire
+from loadtests.launch import launch, stop
+from loadtests.loadgen import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
-LISTENING = re.compile(r"listening on http://[\d.]+:(\d+) \(metrics on http://[\d.]+:(\d+)/metrics")
 MAX_FRAME_BYTES = 64 * 1024  # the server's default --max-frame-bytes; the fuzzer keeps it
 MARKER = "zz-marker"  # an id no member has: a frame to it is answered with unknown-peer
 PRESENCE = ("joined", "peer-joined", "peer-left")
@@ -83,10 +83,10 @@ class Frames:
         r = self.rng
         kind = r.choice(("offer", "answer", "ice-candidate"))
         if kind == "ice-candidate":
-            data: dict[str, Any] = candidate(r.randrange(1000))
+            data: dict[str, Any] = wire.candidate(r.randrange(1000))
         else:
             data = {"type": kind if kind == "offer" else r.choice(("answer", "pranswer")),
-                    "sdp": sdp(r.choice((60, 300, 1200)), kind)}
+                    "sdp": wire.sdp(kind, r.choice((60, 300, 1200)))}
         if r.random() < 0.1:
             data["app"] = self.json_value(2)  # the peers' business: forwarded untouched
         frame: dict[str, Any] = {"type": kind, "data": data}
@@ -196,7 +196,7 @@ class FuzzClient:
         self.marker_seen = asyncio.Event()
 
     async def open(self) -> None:
-        url = f"ws://127.0.0.1:{self.fuzz.port}/ws?roomId={self.room}&clientId={self.client_id}"
+        url = wire.ws_url(self.fuzz.port, self.room, self.client_id)
         self.ws = await connect(url, compression=None, open_timeout=OPEN_TIMEOUT, close_timeout=10,
                                 max_size=None, max_queue=None)
         first = json.loads(await asyncio.wait_for(self.ws.recv(), ANSWER_TIMEOUT))
@@ -516,8 +516,8 @@ def total(samples: dict[str, float], name: str, **match: str) -> float:
 
 async def probe(port: int, room: str, rate: float, window: float) -> dict[str, Any]:
     """Offers back and forth at ``rate`` until stdin closes; one-way latency per window."""
-    a = await connect(f"ws://127.0.0.1:{port}/ws?roomId={room}&clientId=a", compression=None)
-    b = await connect(f"ws://127.0.0.1:{port}/ws?roomId={room}&clientId=b", compression=None)
+    a = await connect(wire.ws_url(port, room, "a"), compression=None)
+    b = await connect(wire.ws_url(port, room, "b"), compression=None)
     for ws in (a, b):
         assert json.loads(await ws.recv())["type"] == "joined"
     assert json.loads(await a.recv())["type"] == "peer-joined"
@@ -582,47 +582,6 @@ async def probe(port: int, room: str, rate: float, window: float) -> dict[str, A
 # -- the run --
 
 
-class Server:
-    def __init__(self, workdir: Path, extra: list[str]) -> None:
-        self.log_path = workdir / "server.log"
-        cmd = [sys.executable, "-m", "transport.server", "--port", "0", "--metrics-port", "0", *SERVER_ARGS, *extra]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=log)
-        deadline = time.monotonic() + 30
-        while True:
-            match = LISTENING.search(self.log())
-            if match:
-                self.port, self.metrics_port = int(match.group(1)), int(match.group(2))
-                return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"server did not start:\n{self.log()[-2000:]}")
-            time.sleep(0.05)  # the log line is the only readiness signal of another process
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def cpu_seconds(self) -> float:
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mb(self) -> float:
-        return int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                return None
-        return self.proc.returncode
-
-
 async def wait_for(check: Any, timeout: float) -> bool:
     """Poll a condition another process decides (its metrics); the deadline bounds it."""
     deadline = time.monotonic() + timeout
@@ -668,8 +627,8 @@ def reconcile(m: dict[str, float], tally: Tally, probe_result: dict[str, Any]) -
 
 
 async def fuzz(cfg: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="signaling-fuzz-") as tmp:
-        server = Server(Path(tmp), cfg.server_arg or [])
+    with (tempfile.TemporaryDirectory(prefix="signaling-fuzz-") as tmp,
+          launch(*SERVER_ARGS, *(cfg.server_arg or []), log_path=Path(tmp) / "server.log") as server):
         probe_proc = None
         try:
             # (Blocking calls before any of the fuzzer's work is on this loop.)
@@ -699,14 +658,14 @@ async def fuzz(cfg: argparse.Namespace) -> dict[str, Any]:
             await wait_for(settled, 30)
             figures = reconcile(scrape(server.metrics_port), fuzzer.tally, probe_result)
             await fuzzer.close()
-            rss = server.rss_mb()
+            rss = server.rss_kb() / 1024
             alive = server.proc.poll() is None
         finally:
             if probe_proc is not None and probe_proc.poll() is None:
                 probe_proc.kill()
                 probe_proc.wait(10)
-            exit_code = server.stop()
-        log = server.log()
+            exit_code = stop(server.proc, 30)  # SIGTERM: the exit code must be 0
+        log = server.log_text()
     tally = fuzzer.tally
     killers = tally.killers
     checks = {

@@ -33,9 +33,15 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import jwt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+try:
+    from loadtests import wire
+except ImportError:  # run as a script (python loadtests/loadgen.py): wire.py is a sibling
+    import wire
 
 try:
     import orjson
@@ -46,18 +52,6 @@ except ImportError:  # the generator's own speed only: the figures are the serve
         loads=json.loads, dumps=lambda obj: json.dumps(obj, separators=(",", ":")).encode())
 
 FRAME_TIMEOUT = 10.0
-CANDIDATES = 10
-
-
-def sdp(size: int, tag: str = "offer") -> str:
-    head = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
-    line = f"a=x-{tag}:{'0123456789abcdef' * 4}\r\n"
-    return head + line * max(0, (size - len(head)) // len(line))
-
-
-def candidate(n: int) -> dict[str, Any]:
-    return {"candidate": f"candidate:{n} 1 udp 2122260223 192.0.2.1 {50000 + n} typ host",
-            "sdpMid": "0", "sdpMLineIndex": 0}
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -68,50 +62,25 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 class HttpConnection:
-    """A keep-alive HTTP/1.1 client just good enough for POST /rooms/join on 127.0.0.1."""
+    """One keep-alive HTTP connection to the server (an aiohttp session with a pool of one)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.session: aiohttp.ClientSession | None = None
 
     async def post_json(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        data = orjson.dumps(body)
-        self.writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n".encode() + data
-        )
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("HTTP connection closed")
-        status = int(status_line.split()[1])
-        length = 0
-        close = False
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value)
-            elif name.strip().lower() == "connection" and value.strip().lower() == "close":
-                close = True
-        payload = await self.reader.readexactly(length) if length else b""
-        if close:
-            await self.close()
-        return status, orjson.loads(payload) if payload else None
+        if self.session is None:  # created on the running loop, as aiohttp requires
+            self.session = aiohttp.ClientSession(f"http://127.0.0.1:{self.port}",
+                                                 connector=aiohttp.TCPConnector(limit=1))
+        async with self.session.post(path, data=orjson.dumps(body),
+                                     headers={"Content-Type": "application/json"}) as response:
+            payload = await response.read()
+            return response.status, orjson.loads(payload) if payload else None
 
     async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            try:
-                await self.writer.wait_closed()
-            except OSError:
-                pass
-        self.reader = self.writer = None
+        if self.session is not None:
+            await self.session.close()
+        self.session = None
 
 
 @dataclass
@@ -150,8 +119,7 @@ class Generator:
         self.unexpected: list[str] = []
 
     def ws_url(self, room: str, client: str, token: str = "") -> str:
-        url = f"ws://127.0.0.1:{self.port}/ws?roomId={room}&clientId={client}"
-        return url + (f"&token={token}" if token else "")
+        return wire.ws_url(self.port, room, client, token)
 
     async def open_ws(self, room: str, client: str, token: str = "") -> ClientConnection:
         return await connect(self.ws_url(room, client, token), compression=None, ping_interval=None,
@@ -162,9 +130,8 @@ class Generator:
     async def open_peer(self, room: str, client: str, secret: str = "", port: int = 0) -> Peer:
         # Token mode (cluster mode needs it): mint the token here with the shared secret.
         token = jwt.encode({"room": room, "sub": client, "exp": int(time.time()) + 3600}, secret) if secret else ""
-        url = self.ws_url(room, client, token)
-        if port:  # this peer on another backend (cluster mode: its frames cross Redis)
-            url = url.replace(f":{self.port}/", f":{port}/", 1)
+        # With ``port``, this peer is on another backend (cluster mode: its frames cross Redis).
+        url = wire.ws_url(port or self.port, room, client, token)
         ws = await connect(url, compression=None, ping_interval=None, open_timeout=30, close_timeout=5,
                            max_size=1 << 20, max_queue=None)
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
@@ -244,7 +211,7 @@ class Generator:
         run = self.run = RelayRun([0.0] * total, bytearray(total))
         self.error_frames = 0
         pairs = self.pairs
-        body = sdp(size)
+        body = wire.sdp("offer", size)
         send_errors = 0
         late = 0.0  # how far the sender fell behind its schedule, at worst
         started = time.perf_counter()
@@ -310,9 +277,21 @@ class Generator:
             raise RuntimeError(f"POST /rooms/join: {status} {answer}")
         return answer
 
+    async def run_phase(self, phase: wire.Phase, peers: dict[str, ClientConnection]) -> None:
+        """One phase of a wire.py scenario on these sockets ("a", "b")."""
+        for step in phase.steps:
+            ws = peers[step.peer]
+            if isinstance(step, wire.Send):
+                await ws.send(orjson.dumps(step.frame).decode())
+            elif isinstance(step, wire.Expect):
+                wire.check(await self.expect(ws, step.type), step.type, step.sender, step.data)
+            else:
+                await ws.close()
+
     async def open_call(self, http: HttpConnection, offer: str, answer: str) -> Call:
-        """REST join x2, two WebSockets, offer/answer, 10 candidates each way; the caller
-        ends the call (``one_setup`` with a clean leave, soak.py with drops too)."""
+        """REST join x2, two WebSockets, then wire.negotiation (offer/answer, 10 candidates
+        each way); the caller ends the call (``one_setup`` with wire.leave, soak.py with
+        drops too)."""
         a_join = await self.join(http, {})
         b_join = await self.join(http, {"roomId": a_join["roomId"]})
         room = a_join["roomId"]
@@ -323,20 +302,8 @@ class Generator:
             b = await self.open_ws(room, b_join["clientId"], b_join["token"])
             await self.expect(b, "joined")
             await self.expect(a, "peer-joined")
-            ida, idb = a_join["clientId"], b_join["clientId"]
-            await a.send(orjson.dumps({"type": "offer", "to": idb, "data": {"type": "offer", "sdp": offer}}).decode())
-            await self.expect(b, "offer")
-            await b.send(orjson.dumps({"type": "answer", "to": ida,
-                                       "data": {"type": "answer", "sdp": answer}}).decode())
-            await self.expect(a, "answer")
-            for n in range(CANDIDATES):
-                await a.send(orjson.dumps({"type": "ice-candidate", "to": idb, "data": candidate(n)}).decode())
-                await b.send(orjson.dumps({"type": "ice-candidate", "to": ida, "data": candidate(n)}).decode())
-            for ws in (b, a):
-                for n in range(CANDIDATES):
-                    got = await self.expect(ws, "ice-candidate")
-                    if got["data"]["candidate"] != candidate(n)["candidate"]:
-                        raise RuntimeError("candidate out of order")
+            for phase in wire.negotiation(a_join["clientId"], b_join["clientId"], offer, answer):
+                await self.run_phase(phase, {"a": a, "b": b})
         except BaseException:
             await a.close()
             if b is not None:
@@ -349,8 +316,7 @@ class Generator:
         call = await self.open_call(http, offer, answer)
         try:
             setup_time = time.perf_counter() - started
-            await call.a.close()
-            await self.expect(call.b, "peer-left")
+            await self.run_phase(wire.leave(call.a_join["clientId"]), {"a": call.a, "b": call.b})
             return setup_time
         finally:
             await call.a.close()
@@ -359,7 +325,7 @@ class Generator:
     async def cmd_setups(self, seconds: float, concurrency: int, size: int) -> dict[str, Any]:
         times: list[float] = []
         failures: list[str] = []
-        offer, answer = sdp(size, "offer"), sdp(size, "answer")
+        offer, answer = wire.sdp("offer", size), wire.sdp("answer", size)
         started = time.perf_counter()
         stop_at = started + seconds
 

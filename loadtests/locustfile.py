@@ -27,18 +27,14 @@ from locust import between, constant, constant_throughput, task
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsuser import Peer, SignalingUser, UnexpectedFrame, candidate, close_all, sdp  # noqa: E402
+import wire
+from wsclient import run_phase
+from wsuser import FRAME_TIMEOUT, Peer, SignalingUser, close_all
 
 CALL_DEADLINE = float(os.environ.get("LOCUST_CALL_DEADLINE", "30"))
 RELAY_RATE = float(os.environ.get("LOCUST_RELAY_RATE", "5"))
 RELAY_BYTES = int(os.environ.get("LOCUST_RELAY_BYTES", "1024"))
 IDLE_PING = float(os.environ.get("LOCUST_IDLE_PING", "10"))
-CANDIDATES = 10
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise UnexpectedFrame(message)
 
 
 class CallSetupUser(SignalingUser):
@@ -54,28 +50,15 @@ class CallSetupUser(SignalingUser):
     def call(self) -> None:
         with self.scenario("call", CALL_DEADLINE) as peers:
             a, b = self.open_pair(peers)
-            with self.measure("offer->answer"):
-                offer = sdp("offer", RELAY_BYTES)
-                a.send("offer", b.client_id, {"type": "offer", "sdp": offer})
-                got = b.expect("offer", a.client_id)
-                check(got["data"]["sdp"] == offer, "offer arrived altered")
-                answer = sdp("answer", RELAY_BYTES)
-                b.send("answer", a.client_id, {"type": "answer", "sdp": answer})
-                got = a.expect("answer", b.client_id)
-                check(got["data"]["sdp"] == answer, "answer arrived altered")
-            with self.measure("ice 10+10"):
-                for n in range(CANDIDATES):
-                    a.send("ice-candidate", b.client_id, candidate(n))
-                    b.send("ice-candidate", a.client_id, candidate(100 + n))
-                for receiver, sender, base in ((b, a, 0), (a, b, 100)):
-                    for n in range(CANDIDATES):
-                        got = receiver.expect("ice-candidate", sender.client_id)
-                        check(got["data"] == candidate(base + n), f"candidate {n} out of order or altered")
+            offer, answer = wire.sdp("offer", RELAY_BYTES), wire.sdp("answer", RELAY_BYTES)
+            sockets = {"a": a, "b": b}
+            # wire.py's call setup: "offer->answer", "ice 10+10", then "leave", each timed.
+            for phase in wire.negotiation(a.client_id, b.client_id, offer, answer):
+                with self.measure(phase.name):
+                    run_phase(phase, sockets, FRAME_TIMEOUT)
+            peers.remove(a)  # closed by the leave phase
             with self.measure("leave"):
-                peers.remove(a)
-                a.close()
-                got = b.expect("peer-left")
-                check(got["data"]["clientId"] == a.client_id, f"peer-left for {got['data']}")
+                run_phase(wire.leave(a.client_id), sockets, FRAME_TIMEOUT)
 
 
 class RelayUser(SignalingUser):
@@ -102,10 +85,9 @@ class RelayUser(SignalingUser):
             self.seq += 1
             sender, receiver = self.pair if self.seq % 2 else self.pair[::-1]
             with self.measure("relay 1KB"):
-                text = sdp("relay", RELAY_BYTES, self.seq)
-                sender.send("offer", receiver.client_id, {"type": "offer", "sdp": text})
-                got = receiver.expect("offer", sender.client_id)
-                check(got["data"]["sdp"] == text, "relayed frame altered or out of order")
+                data = wire.description("offer", wire.sdp("relay", RELAY_BYTES, self.seq))
+                sender.send("offer", receiver.client_id, data)
+                receiver.expect("offer", sender.client_id, FRAME_TIMEOUT, data)
 
 
 class IdleUser(SignalingUser):
@@ -130,4 +112,4 @@ class IdleUser(SignalingUser):
             if not self.peers:
                 self.open_peer(self.rest_join(), self.peers)
             with self.measure("idle ping"):
-                self.peers[0].ping()
+                self.peers[0].ping(FRAME_TIMEOUT)

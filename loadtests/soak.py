@@ -42,9 +42,7 @@ import itertools
 import json
 import os
 import platform
-import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -58,11 +56,12 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import orjson
-from bench import SERVICE_ENV, kill, raise_fd_limit
-from loadgen import Generator, HttpConnection, candidate, sdp
+import wire
+from bench import SERVICE_ENV, raise_fd_limit
+from launch import launch
+from loadgen import Generator, HttpConnection
 
 ROOT = Path(__file__).resolve().parents[1]
-LISTENING = re.compile(r"listening on http://[\d.]+:(\d+) \(metrics on http://[\d.]+:(\d+)/metrics")
 # What a sample records, from the metrics port (name -> sample name in the exposition).
 SERIES = {
     "rss_mb": "process_resident_memory_bytes",
@@ -85,32 +84,17 @@ def log(text: str) -> None:
 
 @dataclass
 class Target:
+    """The server under test: started here (with its log) or given by --port."""
+
     port: int
     metrics_port: int
     log_path: Path | None = None
-    proc: subprocess.Popen[bytes] | None = None
 
 
 @contextmanager
 def start_server(log_path: Path, grace: float, extra: list[str]) -> Iterator[Target]:
-    cmd = [sys.executable, "-m", "transport.server", "--port", "0", "--metrics-port", "0",
-           "--reconnect-grace", str(grace), *extra]
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=log_file, env={**os.environ, **SERVICE_ENV})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            text = log_path.read_text(errors="replace")
-            match = LISTENING.search(text)
-            if match:
-                yield Target(int(match.group(1)), int(match.group(2)), log_path, proc)
-                return
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{text[-2000:]}")
-            time.sleep(0.05)
-    finally:
-        kill(proc, grace=15)
+    with launch("--reconnect-grace", str(grace), *extra, env=SERVICE_ENV, log_path=log_path) as server:
+        yield Target(server.port, server.metrics_port, log_path)
 
 
 async def scrape(port: int) -> dict[str, float]:
@@ -155,7 +139,7 @@ class Churn:
     def __init__(self, port: int, cfg: argparse.Namespace) -> None:
         self.gen = Generator(port)
         self.cfg = cfg
-        self.offer, self.answer = sdp(cfg.sdp_bytes, "offer"), sdp(cfg.sdp_bytes, "answer")
+        self.offer, self.answer = wire.sdp("offer", cfg.sdp_bytes), wire.sdp("answer", cfg.sdp_bytes)
         self.idle_http: list[HttpConnection] = []  # keep-alive REST connections, reused
         self.tally = Tally()
 
@@ -185,7 +169,7 @@ class Churn:
             finally:
                 await call.a.close()
                 await call.b.close()
-        except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+        except Exception as exc:
             self.tally.failed += 1
             if len(self.tally.failures) < 5:
                 self.tally.failures.append(f"{kind}: {exc!r}"[:300])
@@ -202,9 +186,9 @@ class Churn:
             if b_join["clientId"] not in joined["data"]["peers"]:
                 raise RuntimeError(f"reconnected peer does not see the other: {joined}")
             await b.send(orjson.dumps({"type": "ice-candidate", "to": a_join["clientId"],
-                                       "data": candidate(99)}).decode())
+                                       "data": wire.candidate(99)}).decode())
             got = await self.gen.expect(a2, "ice-candidate")
-            if got["data"]["candidate"] != candidate(99)["candidate"]:
+            if got["data"]["candidate"] != wire.candidate(99)["candidate"]:
                 raise RuntimeError("wrong candidate after reconnect")
             await a2.close()
             # The next frame b sees must be peer-left for the clean leave: none came for the drop.

@@ -1,36 +1,64 @@
-"""Test plumbing: run ``async def`` tests on a fresh asyncio loop, and check for leaked actors.
+"""Test plumbing: async tests and fixtures, servers as fixtures, and a check for leaked actors.
 
-No pytest plugin is needed for asyncio: each coroutine test runs under
-``asyncio.run`` with a timeout scaled by SIGNALING_TEST_TIMEOUT_FACTOR.
+pytest-asyncio runs every ``async def`` test and fixture (``asyncio_mode = auto`` in
+setup.cfg), each test on a fresh loop as ``asyncio.run`` would. Each async test has a
+time limit scaled by SIGNALING_TEST_TIMEOUT_FACTOR: 30 s, or ``async_timeout(seconds)``;
+pytest-timeout's limit in setup.cfg is the backstop for everything else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pykka
 import pytest
 
-from tests.support import scaled
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    func = pyfuncitem.obj
-    if not inspect.iscoroutinefunction(func):
-        return None
-    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    marker = pyfuncitem.get_closest_marker("async_timeout")
-    limit = scaled(marker.args[0] if marker else 30.0)
-    asyncio.run(asyncio.wait_for(func(**kwargs), limit))
-    return True
+from tests.support import ServerFactory, running_server, scaled
+from transport.server import Server
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "async_timeout(seconds): time limit of an async test (before scaling)")
+
+
+def _time_limited(test: Callable[..., Awaitable[Any]], limit: float) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(test)  # keeps the signature, so fixtures are still resolved by name
+    async def limited(*args: Any, **kwargs: Any) -> Any:
+        # wait_for cancels the test on time: its `async with`/finally blocks still run.
+        return await asyncio.wait_for(test(*args, **kwargs), limit)
+
+    return limited
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            marker = item.get_closest_marker("async_timeout")
+            # Function.obj is the public attribute pytest (and pytest-asyncio) call the test through.
+            item.obj = _time_limited(item.obj, scaled(marker.args[0] if marker else 30.0))
+
+
+@pytest.fixture
+async def make_server() -> AsyncIterator[ServerFactory]:
+    """``server = await make_server(max_members=2)``: the whole service in this process,
+    on free ports, with those settings; every server started is shut down after the test."""
+    async with AsyncExitStack() as stack:
+
+        async def start(**overrides: Any) -> Server:
+            return await stack.enter_async_context(running_server(**overrides))
+
+        yield start
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory) -> Server:
+    """The service with the test settings (tests.support.make_settings), shut down after the test."""
+    return await make_server()
 
 
 @pytest.fixture(autouse=True)

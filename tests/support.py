@@ -1,16 +1,16 @@
-"""Helpers shared by the tests: real servers on 127.0.0.1 and real WebSocket clients."""
+"""Helpers shared by the tests: real servers on 127.0.0.1 and real WebSocket clients.
+
+Frames, URLs and the process launcher come from loadtests/ (wire.py, launch.py),
+shared with the load tools; this module adds the Tornado client and in-process server.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import re
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,9 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from loadtests import wire
+from loadtests.launch import Launched, launch
+from loadtests.wire import sample_data
 from transport.server import Server, new_registry
 from transport.settings import Settings
 
@@ -33,6 +36,10 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"port": 0, "metrics_port": 0, "shutdown_timeout": scaled(5)}
     values.update(overrides)
     return Settings(**values)
+
+
+# The ``make_server`` fixture (tests/conftest.py): start a server with setting overrides.
+ServerFactory = Callable[..., Awaitable[Server]]
 
 
 @asynccontextmanager
@@ -84,29 +91,14 @@ class Client:
         self.conn.write_message(text, binary=isinstance(text, bytes))
 
     def signal(self, type_: str, to: str | None = None, data: dict[str, Any] | None = None) -> None:
-        frame: dict[str, Any] = {"type": type_, "data": data if data is not None else sample_data(type_)}
-        if to is not None:
-            frame["to"] = to
-        self.send(frame)
+        self.send(wire.signal(type_, to, data if data is not None else sample_data(type_)))
 
     def close(self) -> None:
         self.conn.close()
 
 
-def sample_data(type_: str, n: int = 0) -> dict[str, Any]:
-    if type_ == "ice-candidate":
-        return {"candidate": f"candidate:{n} 1 udp 2122260223 192.0.2.1 {50000 + n} typ host",
-                "sdpMid": "0", "sdpMLineIndex": 0}
-    return {"type": "offer" if type_ == "offer" else "answer", "sdp": f"v=0\r\no=- {n} 2 IN IP4 127.0.0.1\r\n"}
-
-
-def ws_url(server: Server, room: str, client: str, token: str | None = None, key: str = "clientId") -> str:
-    url = f"ws://127.0.0.1:{server.port}/ws?roomId={room}&{key}={client}"
-    return url + (f"&token={token}" if token else "")
-
-
 async def connect(server: Server, room: str, client: str, token: str | None = None, **headers: str) -> Client:
-    request = HTTPRequest(ws_url(server, room, client, token), headers=headers or None)
+    request = HTTPRequest(wire.ws_url(server.port, room, client, token), headers=headers or None)
     conn = await asyncio.wait_for(websocket_connect(request), scaled(5))
     return Client(conn, client)
 
@@ -142,46 +134,11 @@ async def fetch(server: Server, method: str, path: str, body: Any = None, raw: b
 
 # -- the service as a real process (console script), for signals and end-to-end runs --
 
-LISTENING = re.compile(r"listening on http://[\d.]+:(\d+) \(metrics on http://[\d.]+:(\d+)/metrics")
-
-
-@dataclass
-class ServerProcess:
-    proc: subprocess.Popen[str]
-    port: int
-    metrics_port: int
-    log: list[str]
+ServerProcess = Launched
 
 
 @contextmanager
-def server_process(*args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """Run ``signaling-server`` on free ports; yields once it is listening; always reaps it."""
-    cmd = [sys.executable, "-m", "transport.server", "--port", "0", "--metrics-port", "0", *args]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, **(env or {})})
-    log: list[str] = []
-    started = threading.Event()
-    ports: list[int] = []
-
-    def drain() -> None:
-        # Read stderr for the whole run so a chatty server never blocks on a full pipe.
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            log.append(line)
-            match = LISTENING.search(line)
-            if match and not started.is_set():
-                ports.extend(int(g) for g in match.groups())
-                started.set()
-        started.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        started.wait(scaled(15))
-        assert ports, f"server did not start: {''.join(log)}"
-        yield ServerProcess(proc, ports[0], ports[1], log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=scaled(10))
-        reader.join(timeout=scaled(5))
+def server_process(*args: str, env: dict[str, str] | None = None) -> Iterator[Launched]:
+    """Run ``signaling-server`` on free ports; yields once it is listening; always kills it."""
+    with launch(*args, env=env, timeout=scaled(15), kill_after=0) as server:
+        yield server

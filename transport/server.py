@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -133,16 +136,32 @@ def tune_gc() -> None:
     gc.set_threshold(gen0, gen1, 1000)
 
 
+def write_ready_file(path: str, info: dict[str, int]) -> None:
+    """Write ``info`` as JSON to ``path`` so that a reader sees all of it or nothing:
+    a launcher polling for the file never parses half a write (rename is atomic)."""
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        json.dump(info, f)
+    os.replace(partial, path)
+
+
 async def serve(settings: Settings) -> None:
     server = Server(settings)
     await server.start()
     tune_gc()
+    if settings.ready_file:
+        # Machine-readable readiness: the ports actually bound (--port 0 picks any).
+        write_ready_file(settings.ready_file,
+                         {"port": server.port, "metrics_port": server.metrics_port, "pid": os.getpid()})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     logger.info("signal received: draining")
+    if settings.ready_file:
+        with contextlib.suppress(FileNotFoundError):  # draining: no longer ready for new clients
+            os.unlink(settings.ready_file)
     await server.shutdown()
 
 

@@ -89,6 +89,9 @@ class Settings:
                                                       "default: hostname:port plus a random suffix"))
     lease_ttl: float = field(default=10.0, metadata=_doc("seconds a room lease lives in Redis unless renewed "
                                                          "(every third of it); a dead owner's rooms move after this"))
+    ready_file: str = field(default="", metadata=_doc("once listening, write the bound ports as JSON (port, "
+                                                       "metrics_port, pid) to this path, atomically; removed on "
+                                                       "SIGTERM. For launchers that pass --port 0"))
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
     log_format: str = field(default="text", metadata=_doc("text or json"))
 

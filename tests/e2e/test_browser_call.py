@@ -32,6 +32,7 @@ import aioice.ice
 import pytest
 from tornado.websocket import websocket_connect
 
+from loadtests import wire
 from tests.e2e.browser import chromium
 from tests.e2e.webrtc_peer import Peer
 from tests.support import Client, ServerProcess, scaled, server_process
@@ -349,7 +350,7 @@ async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, 
 
     async with session(chromium_path, web_dist) as s:
         conn = await asyncio.wait_for(
-            websocket_connect(f"ws://127.0.0.1:{s.server.port}/ws?roomId={ROOM}&clientId=robot"), scaled(5))
+            websocket_connect(wire.ws_url(s.server.port, ROOM, "robot")), scaled(5))
         client = Client(conn, "robot")
         assert (await client.recv_type("joined"))["data"]["peers"] == []
         robot = Peer(client)

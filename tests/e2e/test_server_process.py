@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -21,6 +22,18 @@ def test_a_bad_setting_stops_the_start_with_one_line_naming_it() -> None:
 def test_the_console_script_is_installed() -> None:
     result = subprocess.run(["signaling-server", "--help"], capture_output=True, text=True, timeout=scaled(30))
     assert result.returncode == 0 and "SIGNALING_" in result.stdout
+
+
+def test_the_ready_file_names_the_bound_ports_and_goes_on_sigterm() -> None:
+    with server_process() as proc:
+        assert proc.ready_file is not None
+        ready = json.loads(proc.ready_file.read_text())
+        assert ready == {"port": proc.port, "metrics_port": proc.metrics_port, "pid": proc.proc.pid}
+        assert proc.port and proc.metrics_port and proc.port != proc.metrics_port
+        assert "listening on" in "".join(proc.log)  # the human line stays, for people
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(scaled(10)) == 0
+        assert not proc.ready_file.exists()
 
 
 async def test_sigterm_closes_every_socket_with_1001_and_exits_0_within_10_seconds() -> None:

@@ -22,7 +22,7 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from tests.e2e.coturn import Coturn, running_coturn, uclient
 from tests.e2e.webrtc_peer import Peer
-from tests.support import ServerProcess, http, join, running_server, scaled, server_process
+from tests.support import ServerFactory, ServerProcess, http, join, scaled, server_process
 from transport import turn
 
 pytestmark = pytest.mark.slow
@@ -126,43 +126,43 @@ def selected_pair_types(peer: Peer) -> tuple[str, str]:
 
 
 @pytest.mark.async_timeout(90)
-async def test_two_aiortc_peers_forced_to_relay_call_through_coturn(coturn: Coturn) -> None:
-    async with running_server(turn_urls=coturn.url, turn_secret=SECRET, turn_ttl=600) as server:
-        answers = {}
+async def test_two_aiortc_peers_forced_to_relay_call_through_coturn(coturn: Coturn, make_server: ServerFactory) -> None:
+    server = await make_server(turn_urls=coturn.url, turn_secret=SECRET, turn_ttl=600)
+    answers = {}
+    for name in ("alice", "bob"):
+        status, answers[name] = await http(server, "POST", "/rooms/relay-call/join", {"clientId": name})
+        assert status == 200
+    alice_ws, _ = await join(server, "relay-call", "alice", token=answers["alice"]["token"])
+    alice = Peer(alice_ws, relay_only(turn_entry(answers["alice"])))
+    bob: Peer | None = None
+    try:
+        bob_ws, peers = await join(server, "relay-call", "bob", token=answers["bob"]["token"])
+        assert peers == ["alice"]
+        bob = Peer(bob_ws, relay_only(turn_entry(answers["bob"])))
+        bob.echo_incoming = True
+        assert (await alice.next_presence())["type"] == "peer-joined"
+
+        channel = await alice.call("bob")
+        await alice.until(alice.connected, 30, "alice connected through the relay")
+        await bob.until(bob.connected, 30, "bob connected through the relay")
+        for peer in (alice, bob):
+            assert all(" typ relay" in c["candidate"] for c in peer.candidates_sent), peer.candidates_sent
+            assert selected_pair_types(peer) == ("relay", "relay")
+
+        await alice.until(alice.channel, 10, "alice's data channel open")
+        echo = None
+        for _ in range(40):  # bounded resends, in case the first races bob's channel opening
+            channel.send("hello over turn")
+            echo = await alice.next_message(0.25)
+            if echo is not None:
+                break
+        assert echo == "echo:hello over turn"
+        # coturn relayed it: both clients' allocations were made under their join names.
         for name in ("alice", "bob"):
-            status, answers[name] = await http(server, "POST", "/rooms/relay-call/join", {"clientId": name})
-            assert status == 200
-        alice_ws, _ = await join(server, "relay-call", "alice", token=answers["alice"]["token"])
-        alice = Peer(alice_ws, relay_only(turn_entry(answers["alice"])))
-        bob: Peer | None = None
-        try:
-            bob_ws, peers = await join(server, "relay-call", "bob", token=answers["bob"]["token"])
-            assert peers == ["alice"]
-            bob = Peer(bob_ws, relay_only(turn_entry(answers["bob"])))
-            bob.echo_incoming = True
-            assert (await alice.next_presence())["type"] == "peer-joined"
-
-            channel = await alice.call("bob")
-            await alice.until(alice.connected, 30, "alice connected through the relay")
-            await bob.until(bob.connected, 30, "bob connected through the relay")
-            for peer in (alice, bob):
-                assert all(" typ relay" in c["candidate"] for c in peer.candidates_sent), peer.candidates_sent
-                assert selected_pair_types(peer) == ("relay", "relay")
-
-            await alice.until(alice.channel, 10, "alice's data channel open")
-            echo = None
-            for _ in range(40):  # bounded resends, in case the first races bob's channel opening
-                channel.send("hello over turn")
-                echo = await alice.next_message(0.25)
-                if echo is not None:
-                    break
-            assert echo == "echo:hello over turn"
-            # coturn relayed it: both clients' allocations were made under their join names.
-            for name in ("alice", "bob"):
-                assert allocated(coturn, turn_entry(answers[name])["username"])
-            alice.check()
-            bob.check()
-        finally:
-            if bob is not None:
-                await bob.close()
-            await alice.close()
+            assert allocated(coturn, turn_entry(answers[name])["username"])
+        alice.check()
+        bob.check()
+    finally:
+        if bob is not None:
+            await bob.close()
+        await alice.close()

@@ -14,12 +14,12 @@ nothing to disable there; the test checks no candidate is a ``.local`` name.
 
 from __future__ import annotations
 
-
 import aioice.ice
 import pytest
 
 from tests.e2e.webrtc_peer import Peer, candidate_from_init
-from tests.support import join, running_server
+from tests.support import join
+from transport.server import Server
 
 pytestmark = pytest.mark.slow
 
@@ -37,62 +37,61 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.async_timeout(60)
-async def test_two_aiortc_peers_call_through_the_server(loopback_only: None) -> None:
-    async with running_server() as server:
-        alice_ws, peers = await join(server, ROOM, "alice")
-        assert peers == []
-        alice = Peer(alice_ws)
-        bob: Peer | None = None
-        try:
-            bob_ws, peers = await join(server, ROOM, "bob")
-            assert peers == ["alice"]
-            bob = Peer(bob_ws)
-            bob.echo_incoming = True
-            assert await alice.next_presence() == {"type": "peer-joined", "data": {"clientId": "bob"}}
+async def test_two_aiortc_peers_call_through_the_server(loopback_only: None, server: Server) -> None:
+    alice_ws, peers = await join(server, ROOM, "alice")
+    assert peers == []
+    alice = Peer(alice_ws)
+    bob: Peer | None = None
+    try:
+        bob_ws, peers = await join(server, ROOM, "bob")
+        assert peers == ["alice"]
+        bob = Peer(bob_ws)
+        bob.echo_incoming = True
+        assert await alice.next_presence() == {"type": "peer-joined", "data": {"clientId": "bob"}}
 
-            # Offer, answer and trickled candidates, all through the server.
-            channel = await alice.call("bob")
-            await alice.until(alice.connected, 15, "alice connected")
-            await bob.until(bob.connected, 15, "bob connected")
-            assert alice.pc.connectionState == "connected" and bob.pc.connectionState == "connected"
+        # Offer, answer and trickled candidates, all through the server.
+        channel = await alice.call("bob")
+        await alice.until(alice.connected, 15, "alice connected")
+        await bob.until(bob.connected, 15, "bob connected")
+        assert alice.pc.connectionState == "connected" and bob.pc.connectionState == "connected"
 
-            # Every signal arrived, through the server, once. ICE may connect on the first
-            # candidate, before the end-of-candidates frame behind it has been read: wait for it.
-            await alice.until(alice.remote_candidates_done, 5, "bob's end-of-candidates")
-            await bob.until(bob.remote_candidates_done, 5, "alice's end-of-candidates")
-            assert bob.signals_received["offer"] == 1 and alice.signals_received["answer"] == 1
-            assert all("a=candidate" not in sdp for sdp in alice.descriptions_received + bob.descriptions_received)
-            for sender, receiver in ((alice, bob), (bob, alice)):
-                assert sender.candidates_sent, f"{sender.id} gathered no candidate"
-                assert receiver.candidates_received == sender.candidates_sent
-                assert receiver.signals_received["ice-candidate"] == len(sender.candidates_sent) + 1
-                assert receiver.end_of_candidates_received == 1
-                for init in receiver.candidates_received:
-                    candidate = candidate_from_init(init)
-                    assert (candidate.ip, candidate.type, candidate.protocol) == ("127.0.0.1", "host", "udp"), init
-                    assert not candidate.ip.endswith(".local")
+        # Every signal arrived, through the server, once. ICE may connect on the first
+        # candidate, before the end-of-candidates frame behind it has been read: wait for it.
+        await alice.until(alice.remote_candidates_done, 5, "bob's end-of-candidates")
+        await bob.until(bob.remote_candidates_done, 5, "alice's end-of-candidates")
+        assert bob.signals_received["offer"] == 1 and alice.signals_received["answer"] == 1
+        assert all("a=candidate" not in sdp for sdp in alice.descriptions_received + bob.descriptions_received)
+        for sender, receiver in ((alice, bob), (bob, alice)):
+            assert sender.candidates_sent, f"{sender.id} gathered no candidate"
+            assert receiver.candidates_received == sender.candidates_sent
+            assert receiver.signals_received["ice-candidate"] == len(sender.candidates_sent) + 1
+            assert receiver.end_of_candidates_received == 1
+            for init in receiver.candidates_received:
+                candidate = candidate_from_init(init)
+                assert (candidate.ip, candidate.type, candidate.protocol) == ("127.0.0.1", "host", "udp"), init
+                assert not candidate.ip.endswith(".local")
 
-            # A message each way: Alice -> Bob, and Bob's echo back. Resend (bounded) in case
-            # the first message races the channel opening on Bob's side.
-            await alice.until(alice.channel, 10, "alice's data channel open")
-            hello = "hello from alice"
-            echo = None
-            for _ in range(MAX_SENDS):
-                channel.send(hello)
-                echo = await alice.next_message(RESEND_AFTER)
-                if echo is not None:
-                    break
-            assert echo == "echo:" + hello
-            assert hello in bob.received_messages
-            bob_channel = await bob.until(bob.channel, 5, "bob's data channel open")
-            assert bob_channel.label == "chat"
+        # A message each way: Alice -> Bob, and Bob's echo back. Resend (bounded) in case
+        # the first message races the channel opening on Bob's side.
+        await alice.until(alice.channel, 10, "alice's data channel open")
+        hello = "hello from alice"
+        echo = None
+        for _ in range(MAX_SENDS):
+            channel.send(hello)
+            echo = await alice.next_message(RESEND_AFTER)
+            if echo is not None:
+                break
+        assert echo == "echo:" + hello
+        assert hello in bob.received_messages
+        bob_channel = await bob.until(bob.channel, 5, "bob's data channel open")
+        assert bob_channel.label == "chat"
 
-            # Alice hangs up her signaling socket: Bob hears about it.
-            alice.client.close()
-            assert await bob.next_presence() == {"type": "peer-left", "data": {"clientId": "alice"}}
-            alice.check()
-            bob.check()
-        finally:
-            if bob is not None:
-                await bob.close()
-            await alice.close()
+        # Alice hangs up her signaling socket: Bob hears about it.
+        alice.client.close()
+        assert await bob.next_presence() == {"type": "peer-left", "data": {"clientId": "alice"}}
+        alice.check()
+        bob.check()
+    finally:
+        if bob is not None:
+            await bob.close()
+        await alice.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtests import wire
 from tests.support import scaled, server_process
 
 pytestmark = pytest.mark.slow
@@ -24,8 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 RUN_SECONDS = 20
 # Every locust user dials from 127.0.0.1: lift the per-IP limits meant for the internet.
-LOAD_TEST_LIMITS = {"SIGNALING_MAX_CONNECTIONS_PER_IP": "100000", "SIGNALING_JOIN_RATE_PER_IP": "100000",
-                    "SIGNALING_JOIN_BURST_PER_IP": "100000"}
+LOAD_TEST_LIMITS = wire.as_env(wire.LIFTED_PER_ADDRESS)
 EXPECTED_STEPS = {"POST /rooms/[id]/join", "connect", "peer-joined", "offer->answer", "ice 10+10", "leave",
                   "relay 1KB", "idle ping"}
 

@@ -10,6 +10,7 @@ import asyncio
 
 from tests.metrics.tools import promtool, sample_names, scrape, traffic
 from tests.support import fetch, running_server, scaled, server_process
+from transport.server import Server
 
 
 async def test_the_live_exposition_passes_promtool_check_metrics_after_traffic() -> None:
@@ -22,35 +23,34 @@ async def test_the_live_exposition_passes_promtool_check_metrics_after_traffic()
         result.stdout + result.stderr)
 
 
-async def test_traffic_moves_the_series_each_call_site_feeds() -> None:
-    async with running_server() as server:
-        await traffic(server)
-        get = server.metrics.registry.get_sample_value
-        expected = {
-            ("signaling_joins_total", (("path", "rest"), ("outcome", "ok"))): 1,
-            ("signaling_joins_total", (("path", "rest"), ("outcome", "invalid-request"))): 1,
-            ("signaling_joins_total", (("path", "ws"), ("outcome", "ok"))): 2,
-            ("signaling_joins_total", (("path", "ws"), ("outcome", "client-id-taken"))): 1,
-            ("signaling_frames_received_total", (("type", "offer"),)): 3,
-            ("signaling_frames_received_total", (("type", "invalid"),)): 1,
-            ("signaling_frame_errors_total", (("code", "invalid-json"),)): 1,
-            ("signaling_messages_total", (("type", "offer"), ("outcome", "delivered"), ("reason", ""))): 1,
-            ("signaling_messages_total", (("type", "answer"), ("outcome", "delivered"), ("reason", ""))): 1,
-            ("signaling_messages_total", (("type", "ice-candidate"), ("outcome", "delivered"), ("reason", ""))): 1,
-            ("signaling_messages_total", (("type", "offer"), ("outcome", "held"), ("reason", ""))): 1,
-            ("signaling_messages_total", (("type", "offer"), ("outcome", "rejected"), ("reason", "unknown-peer"))): 1,
-            ("signaling_closes_total", (("code", "4409"),)): 1,
-            ("signaling_call_setup_seconds_count", ()): 1,
-            ("signaling_relay_latency_seconds_count", ()): 3,
-            ("signaling_rooms", ()): 1,  # carol's stub keeps the room open
-        }
-        got = {k: get(k[0], dict(k[1])) for k in expected}
-        assert got == expected
+async def test_traffic_moves_the_series_each_call_site_feeds(server: Server) -> None:
+    await traffic(server)
+    get = server.metrics.registry.get_sample_value
+    expected = {
+        ("signaling_joins_total", (("path", "rest"), ("outcome", "ok"))): 1,
+        ("signaling_joins_total", (("path", "rest"), ("outcome", "invalid-request"))): 1,
+        ("signaling_joins_total", (("path", "ws"), ("outcome", "ok"))): 2,
+        ("signaling_joins_total", (("path", "ws"), ("outcome", "client-id-taken"))): 1,
+        ("signaling_frames_received_total", (("type", "offer"),)): 3,
+        ("signaling_frames_received_total", (("type", "invalid"),)): 1,
+        ("signaling_frame_errors_total", (("code", "invalid-json"),)): 1,
+        ("signaling_messages_total", (("type", "offer"), ("outcome", "delivered"), ("reason", ""))): 1,
+        ("signaling_messages_total", (("type", "answer"), ("outcome", "delivered"), ("reason", ""))): 1,
+        ("signaling_messages_total", (("type", "ice-candidate"), ("outcome", "delivered"), ("reason", ""))): 1,
+        ("signaling_messages_total", (("type", "offer"), ("outcome", "held"), ("reason", ""))): 1,
+        ("signaling_messages_total", (("type", "offer"), ("outcome", "rejected"), ("reason", "unknown-peer"))): 1,
+        ("signaling_closes_total", (("code", "4409"),)): 1,
+        ("signaling_call_setup_seconds_count", ()): 1,
+        ("signaling_relay_latency_seconds_count", ()): 3,
+        ("signaling_rooms", ()): 1,  # carol's stub keeps the room open
+    }
+    got = {k: get(k[0], dict(k[1])) for k in expected}
+    assert got == expected
 
-        # Both clients left (the server sees bob's close after traffic() returns): the
-        # server sets sockets_closed in the same on_close that lowers the gauge.
-        await asyncio.wait_for(server.ctx.sockets_closed.wait(), scaled(5))
-        assert get("signaling_connected_clients") == 0
+    # Both clients left (the server sees bob's close after traffic() returns): the
+    # server sets sockets_closed in the same on_close that lowers the gauge.
+    await asyncio.wait_for(server.ctx.sockets_closed.wait(), scaled(5))
+    assert get("signaling_connected_clients") == 0
 
 
 async def test_metrics_are_negotiated_and_never_carry_created_series() -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import Client, connect, http, join, running_server, server_process
+from tests.support import Client, ServerFactory, connect, http, join, server_process
 from transport.limits import KeyedBuckets
+from transport.server import Server
 from transport.settings import Settings
 
 USERS = 500
@@ -86,45 +87,46 @@ async def test_with_only_defaults_500_users_from_one_address_join_by_rest_then_w
     assert " 429 " not in "".join(proc.log)
 
 
-async def test_with_default_limits_one_flooding_connection_is_still_rate_limited_then_closed() -> None:
-    async with running_server(reconnect_grace=0) as server:
-        defaults = Settings()
-        flood, _ = await join(server, "r", "flood")
-        calm, _ = await join(server, "r", "calm")
-        await flood.recv_type("peer-joined")
-        # Far beyond the default burst, faster than the default rate refills it.
-        for n in range(defaults.rate_burst * 3):
-            flood.send({"type": "ice-candidate", "to": "calm", "data": {"candidate": f"c{n}"}})
-        errors = 0
-        while True:
-            frame = await flood.recv()  # raises Closed when the server closes us
-            if frame["type"] == "error":
-                assert frame["data"]["code"] == "rate-limited"
-                errors += 1
-                if errors == defaults.rate_burst - 1:
-                    break
-        code, reason = await flood.closed()
-        assert code == 1008 and reason.startswith("rate-limited")
-        calm.signal("offer", to="nobody")
+async def test_with_default_limits_one_flooding_connection_is_still_rate_limited_then_closed(
+        make_server: ServerFactory) -> None:
+    server = await make_server(reconnect_grace=0)
+    defaults = Settings()
+    flood, _ = await join(server, "r", "flood")
+    calm, _ = await join(server, "r", "calm")
+    await flood.recv_type("peer-joined")
+    # Far beyond the default burst, faster than the default rate refills it.
+    for n in range(defaults.rate_burst * 3):
+        flood.send({"type": "ice-candidate", "to": "calm", "data": {"candidate": f"c{n}"}})
+    errors = 0
+    while True:
+        frame = await flood.recv()  # raises Closed when the server closes us
+        if frame["type"] == "error":
+            assert frame["data"]["code"] == "rate-limited"
+            errors += 1
+            if errors == defaults.rate_burst - 1:
+                break
+    code, reason = await flood.closed()
+    assert code == 1008 and reason.startswith("rate-limited")
+    calm.signal("offer", to="nobody")
+    got = await calm.recv()
+    while got["type"] == "ice-candidate":
         got = await calm.recv()
-        while got["type"] == "ice-candidate":
-            got = await calm.recv()
-        assert got == {"type": "peer-left", "data": {"clientId": "flood"}}
-        assert (await calm.recv_type("error"))["data"]["code"] == "unknown-peer"
-        calm.close()
+    assert got == {"type": "peer-left", "data": {"clientId": "flood"}}
+    assert (await calm.recv_type("error"))["data"]["code"] == "unknown-peer"
+    calm.close()
 
 
-async def test_with_default_limits_a_frame_over_the_cap_is_refused_and_one_far_over_it_closes_1009() -> None:
-    async with running_server() as server:
-        client, _ = await join(server, "r", "big")
-        limit = Settings().max_frame_bytes
-        client.send(json.dumps({"type": "offer", "data": {"type": "offer", "sdp": "x" * limit}}))
-        assert (await client.recv_type("error"))["data"]["code"] == "frame-too-large"
-        client.send("x" * (4 * limit + 1))
-        code, _ = await client.closed()
-        assert code == 1009
-        _, text = await http(server, "GET", "/metrics", port=server.metrics_port)
-        assert 'signaling_closes_total{code="1009"} 1.0' in text
-        other = await connect(server, "r", "other")
-        await other.recv_type("joined")
-        other.close()
+async def test_with_default_limits_a_frame_over_the_cap_is_refused_and_one_far_over_it_closes_1009(
+        server: Server) -> None:
+    client, _ = await join(server, "r", "big")
+    limit = Settings().max_frame_bytes
+    client.send(json.dumps({"type": "offer", "data": {"type": "offer", "sdp": "x" * limit}}))
+    assert (await client.recv_type("error"))["data"]["code"] == "frame-too-large"
+    client.send("x" * (4 * limit + 1))
+    code, _ = await client.closed()
+    assert code == 1009
+    _, text = await http(server, "GET", "/metrics", port=server.metrics_port)
+    assert 'signaling_closes_total{code="1009"} 1.0' in text
+    other = await connect(server, "r", "other")
+    await other.recv_type("joined")
+    other.close()

@@ -23,6 +23,8 @@ import websocket
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from loadtests import wire
+from loadtests.wsclient import Peer
 from tests.strategies import ids, json_values, mutated_frames, valid_frames
 from tests.support import ServerProcess, scaled, server_process
 
@@ -47,20 +49,13 @@ MARKER_PEER = "zz-marker"  # never produced by the id strategies' alphabet
 
 
 class Pair:
-    """Two members of one room over websocket-client, with markers to settle each frame."""
+    """Two members of one room (loadtests/wsclient.py, blocking), with markers to settle each frame."""
 
     def __init__(self, port: int, room: str) -> None:
-        self.port, self.room = port, room
-        self.sender = self._open("me")
-        self.peer = self._open("peer")
-        assert json.loads(self.sender.recv()) == {"type": "peer-joined", "data": {"clientId": "peer"}}
+        self.sender = Peer.join(port, room, "me", connect_timeout=scaled(10), frame_timeout=scaled(10))
+        self.peer = Peer.join(port, room, "peer", connect_timeout=scaled(10), frame_timeout=scaled(10))
+        assert self.sender.recv(scaled(10)) == {"type": "peer-joined", "data": {"clientId": "peer"}}
         self.n = 0
-
-    def _open(self, client: str) -> websocket.WebSocket:
-        ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?roomId={self.room}&clientId={client}",
-                                         timeout=scaled(10))
-        assert json.loads(ws.recv())["type"] == "joined"
-        return ws
 
     def settle(self, frame: str | bytes) -> tuple[int, int]:
         """Send ``frame`` then two markers; returns (errors to sender, deliveries to peer).
@@ -71,22 +66,19 @@ class Pair:
         """
         self.n += 1
         marker = f"m{self.n}"
-        if isinstance(frame, bytes):
-            self.sender.send_binary(frame)
-        else:
-            self.sender.send(frame)
-        self.sender.send(json.dumps({"type": "ice-candidate", "to": MARKER_PEER, "data": {"candidate": marker}}))
-        self.sender.send(json.dumps({"type": "ice-candidate", "to": "peer", "data": {"candidate": marker}}))
+        self.sender.send_raw(frame)
+        self.sender.send("ice-candidate", MARKER_PEER, {"candidate": marker})
+        self.sender.send("ice-candidate", "peer", {"candidate": marker})
         errors = 0
         while True:
-            got = json.loads(self.sender.recv())
+            got = self.sender.recv(scaled(10))
             assert got["type"] == "error", got
             if MARKER_PEER in got["data"]["message"]:
                 break
             errors += 1
         deliveries = 0
         while True:
-            got = json.loads(self.peer.recv())
+            got = self.peer.recv(scaled(10))
             assert got["from"] == "me", got
             if got["type"] == "ice-candidate" and got["data"].get("candidate") == marker:
                 break
@@ -94,14 +86,14 @@ class Pair:
         return errors, deliveries
 
     def close(self) -> None:
-        for ws in (self.sender, self.peer):
-            ws.close()
+        for peer in (self.sender, self.peer):
+            peer.close()
 
 
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[ServerProcess]:
     args = ("--rate-limit", "100000", "--rate-burst", "100000", "--reconnect-grace", "0",
-            "--join-burst-per-ip", "100000", "--join-rate-per-ip", "100000", "--max-connections-per-ip", "100000")
+            *wire.as_args(wire.LIFTED_PER_ADDRESS))
     with server_process(*args) as proc:
         yield proc
         log = "".join(proc.log)
@@ -120,11 +112,11 @@ def healthy(fuzz_server: ServerProcess) -> Iterator[Pair]:
 
 def check_healthy(pair: Pair) -> None:
     """An offer/answer round trip; both sides read, so both answer the server's pings."""
-    pair.sender.send(json.dumps({"type": "offer", "to": "peer", "data": {"type": "offer", "sdp": "ok"}}))
-    got = json.loads(pair.peer.recv())
+    pair.sender.send("offer", "peer", {"type": "offer", "sdp": "ok"})
+    got = pair.peer.recv(scaled(10))
     assert got == {"type": "offer", "from": "me", "data": {"type": "offer", "sdp": "ok"}}, got
-    pair.peer.send(json.dumps({"type": "answer", "to": "me", "data": {"type": "answer", "sdp": "ok"}}))
-    got = json.loads(pair.sender.recv())
+    pair.peer.send("answer", "me", {"type": "answer", "sdp": "ok"})
+    got = pair.sender.recv(scaled(10))
     assert got == {"type": "answer", "from": "peer", "data": {"type": "answer", "sdp": "ok"}}, got
 
 
@@ -188,8 +180,7 @@ def test_fuzzed_query_strings_join_or_close_with_a_4xxx_code(fuzz_server: Server
 
 def test_a_text_frame_that_is_not_utf8_fails_only_that_connection(fuzz_server: ServerProcess,
                                                                    healthy: Pair) -> None:
-    bad = websocket.create_connection(f"ws://127.0.0.1:{fuzz_server.port}/ws?roomId=utf8&clientId=bad",
-                                      timeout=scaled(10))
+    bad = websocket.create_connection(wire.ws_url(fuzz_server.port, "utf8", "bad"), timeout=scaled(10))
     bad.recv()
     bad.send(b"\xff\xfe{}", opcode=websocket.ABNF.OPCODE_TEXT)
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):

@@ -10,7 +10,7 @@ import time
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from tests.support import connect, http, join, running_server, sample_data, scaled, server_process
+from tests.support import ServerFactory, connect, http, join, running_server, sample_data, scaled, server_process
 from transport.limits import KeyedBuckets, TokenBucket
 
 
@@ -29,25 +29,26 @@ def test_keyed_buckets_are_per_key_and_stay_bounded() -> None:
     assert len(buckets.buckets) <= 10
 
 
-async def test_a_flooding_connection_is_rate_limited_then_closed_with_1008_and_its_peer_is_fine() -> None:
-    async with running_server(rate_limit=0.01, rate_burst=5, reconnect_grace=0) as server:
-        flood, _ = await join(server, "r", "flood")
-        calm, _ = await join(server, "r", "calm")
-        await flood.recv_type("peer-joined")
-        for n in range(5):
-            flood.signal("ice-candidate", to="calm", data=sample_data("ice-candidate", n))
+async def test_a_flooding_connection_is_rate_limited_then_closed_with_1008_and_its_peer_is_fine(
+        make_server: ServerFactory) -> None:
+    server = await make_server(rate_limit=0.01, rate_burst=5, reconnect_grace=0)
+    flood, _ = await join(server, "r", "flood")
+    calm, _ = await join(server, "r", "calm")
+    await flood.recv_type("peer-joined")
+    for n in range(5):
+        flood.signal("ice-candidate", to="calm", data=sample_data("ice-candidate", n))
+    flood.signal("ice-candidate", to="calm")
+    for n in range(5):
+        assert (await calm.recv_type("ice-candidate"))["data"] == sample_data("ice-candidate", n)
+    assert (await flood.recv_type("error"))["data"]["code"] == "rate-limited"
+    for _ in range(10):
         flood.signal("ice-candidate", to="calm")
-        for n in range(5):
-            assert (await calm.recv_type("ice-candidate"))["data"] == sample_data("ice-candidate", n)
-        assert (await flood.recv_type("error"))["data"]["code"] == "rate-limited"
-        for _ in range(10):
-            flood.signal("ice-candidate", to="calm")
-        code, reason = await flood.closed()
-        assert code == 1008 and reason.startswith("rate-limited")
-        assert await calm.recv() == {"type": "peer-left", "data": {"clientId": "flood"}}
-        calm.signal("offer", to="nobody")
-        assert (await calm.recv_type("error"))["data"]["code"] == "unknown-peer"
-        calm.close()
+    code, reason = await flood.closed()
+    assert code == 1008 and reason.startswith("rate-limited")
+    assert await calm.recv() == {"type": "peer-left", "data": {"clientId": "flood"}}
+    calm.signal("offer", to="nobody")
+    assert (await calm.recv_type("error"))["data"]["code"] == "unknown-peer"
+    calm.close()
 
 
 async def test_connections_per_ip_are_capped_and_x_real_ip_counts_only_behind_a_trusted_proxy() -> None:
@@ -73,12 +74,12 @@ async def test_connections_per_ip_are_capped_and_x_real_ip_counts_only_behind_a_
             c.close()
 
 
-async def test_rest_joins_are_rate_limited_per_ip_with_429() -> None:
-    async with running_server(join_burst_per_ip=3, join_rate_per_ip=0.01) as server:
-        statuses = [(await http(server, "POST", "/rooms/join"))[0] for _ in range(3)]
-        status, body = await http(server, "POST", "/rooms/join")
-        assert statuses == [200, 200, 200]
-        assert status == 429 and body["error"]["code"] == "rate-limited"
+async def test_rest_joins_are_rate_limited_per_ip_with_429(make_server: ServerFactory) -> None:
+    server = await make_server(join_burst_per_ip=3, join_rate_per_ip=0.01)
+    statuses = [(await http(server, "POST", "/rooms/join"))[0] for _ in range(3)]
+    status, body = await http(server, "POST", "/rooms/join")
+    assert statuses == [200, 200, 200]
+    assert status == 429 and body["error"]["code"] == "rate-limited"
 
 
 async def test_a_client_that_never_reads_is_closed_with_1013_and_server_memory_stays_bounded() -> None:
@@ -136,43 +137,44 @@ def rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-async def test_the_room_limit_refuses_a_new_room_on_rest_and_websocket_but_not_existing_rooms() -> None:
-    async with running_server(max_rooms=1) as server:
-        a, _ = await join(server, "r1", "a")
-        status, body = await http(server, "POST", "/rooms/join", {"roomId": "r2"})
-        assert status == 503 and body["error"]["code"] == "server-full"
-        refused = await connect(server, "r2", "b")
-        code, reason = await refused.closed()
-        assert code == 4503 and reason.startswith("server-full")
-        b, peers = await join(server, "r1", "b")
-        assert peers == ["a"]
-        a.close()
-        b.close()
+async def test_the_room_limit_refuses_a_new_room_on_rest_and_websocket_but_not_existing_rooms(
+        make_server: ServerFactory) -> None:
+    server = await make_server(max_rooms=1)
+    a, _ = await join(server, "r1", "a")
+    status, body = await http(server, "POST", "/rooms/join", {"roomId": "r2"})
+    assert status == 503 and body["error"]["code"] == "server-full"
+    refused = await connect(server, "r2", "b")
+    code, reason = await refused.closed()
+    assert code == 4503 and reason.startswith("server-full")
+    b, peers = await join(server, "r1", "b")
+    assert peers == ["a"]
+    a.close()
+    b.close()
 
 
-async def test_frames_held_for_a_stub_are_capped_and_the_sender_is_told() -> None:
-    async with running_server(max_held=3) as server:
-        status, body = await http(server, "POST", "/rooms/r/join", {"clientId": "late"})
-        assert status == 200
-        a, _ = await join(server, "r", "a")
-        for n in range(4):
-            a.signal("ice-candidate", to="late", data=sample_data("ice-candidate", n))
-        frame = await a.recv_type("error")
-        assert frame["data"]["code"] == "peer-queue-full"
-        late, _ = await join(server, "r", "late", token=body["token"])
-        assert [(await late.recv_type("ice-candidate"))["data"] for _ in range(3)] == [
-            sample_data("ice-candidate", n) for n in range(3)]
-        a.close()
-        late.close()
+async def test_frames_held_for_a_stub_are_capped_and_the_sender_is_told(make_server: ServerFactory) -> None:
+    server = await make_server(max_held=3)
+    status, body = await http(server, "POST", "/rooms/r/join", {"clientId": "late"})
+    assert status == 200
+    a, _ = await join(server, "r", "a")
+    for n in range(4):
+        a.signal("ice-candidate", to="late", data=sample_data("ice-candidate", n))
+    frame = await a.recv_type("error")
+    assert frame["data"]["code"] == "peer-queue-full"
+    late, _ = await join(server, "r", "late", token=body["token"])
+    assert [(await late.recv_type("ice-candidate"))["data"] for _ in range(3)] == [
+        sample_data("ice-candidate", n) for n in range(3)]
+    a.close()
+    late.close()
 
 
-async def test_the_byte_cap_counts_utf8_bytes_not_characters() -> None:
-    async with running_server(max_frame_bytes=4096) as server:
-        a, _ = await join(server, "r", "a")
-        b, _ = await join(server, "r", "b")
-        await a.recv_type("peer-joined")
-        wide = "\U0001f600" * 1500  # 1,500 characters, 6,000 bytes of UTF-8
-        a.send(json.dumps({"type": "offer", "to": "b", "data": {"type": "offer", "sdp": wide}}, ensure_ascii=False))
-        assert (await a.recv_type("error"))["data"]["code"] == "frame-too-large"
-        a.close()
-        b.close()
+async def test_the_byte_cap_counts_utf8_bytes_not_characters(make_server: ServerFactory) -> None:
+    server = await make_server(max_frame_bytes=4096)
+    a, _ = await join(server, "r", "a")
+    b, _ = await join(server, "r", "b")
+    await a.recv_type("peer-joined")
+    wide = "\U0001f600" * 1500  # 1,500 characters, 6,000 bytes of UTF-8
+    a.send(json.dumps({"type": "offer", "to": "b", "data": {"type": "offer", "sdp": wide}}, ensure_ascii=False))
+    assert (await a.recv_type("error"))["data"]["code"] == "frame-too-large"
+    a.close()
+    b.close()

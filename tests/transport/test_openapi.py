@@ -22,6 +22,7 @@ from tests.support import http, running_server
 from transport.app import make_app
 from transport.openapi import spec
 from transport.rest import _HTTP_CODES
+from transport.server import Server
 from transport.wire_codes import http_status
 
 API_KEY = "k" * 16
@@ -34,10 +35,9 @@ def test_the_document_is_valid_openapi_3_1() -> None:
     assert document["openapi"] == "3.1.0"
 
 
-async def test_the_document_is_served_at_openapi_json_on_the_public_port() -> None:
-    async with running_server() as server:
-        assert await http(server, "GET", "/openapi.json") == (200, spec())
-        assert (await http(server, "GET", "/openapi.json", port=server.metrics_port))[0] == 404
+async def test_the_document_is_served_at_openapi_json_on_the_public_port(server: Server) -> None:
+    assert await http(server, "GET", "/openapi.json") == (200, spec())
+    assert (await http(server, "GET", "/openapi.json", port=server.metrics_port))[0] == 404
 
 
 def _template(regex: str) -> str:

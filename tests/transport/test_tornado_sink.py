@@ -11,6 +11,9 @@ from metrics.signaling import SignalingMetrics
 from transport.tornado_sink import WebSocketSink
 
 
+# Stand-ins for the parts of Tornado's WebSocketHandler that WebSocketSink reads:
+# ws_connection.stream (the IOStream: max_write_buffer_size, close) is not a public
+# Tornado API, but it is where the outbound cap lives (transport/tornado_sink.py).
 class _Stream:
     def __init__(self) -> None:
         self.max_write_buffer_size: int | None = 16

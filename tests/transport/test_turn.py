@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.support import connect, http, join, running_server
+from tests.support import ServerFactory, connect, http, join
 from transport import turn
 from transport.settings import SettingsError, load
 
@@ -71,22 +71,23 @@ def test_bad_turn_settings_stop_the_start_with_one_line(argv: list[str], mention
     assert mentions in str(raised.value) and "\n" not in str(raised.value)
 
 
-async def test_each_rest_join_carries_fresh_turn_credentials_and_the_joined_frame_none() -> None:
-    async with running_server(ice_servers='[{"urls": "stun:127.0.0.1:3478"}]', turn_urls="turn:127.0.0.1:3478",
-                              turn_secret="north-sea-turn-secret", turn_ttl=600) as server:
-        before = int(time.time())
-        status, body = await http(server, "POST", "/rooms/r/join", {"clientId": "alice"})
-        after = int(time.time())
-        assert status == 200
-        stun, relay = body["iceServers"]
-        assert stun == {"urls": "stun:127.0.0.1:3478"} and relay["urls"] == ["turn:127.0.0.1:3478"]
-        expiry, _, client = relay["username"].partition(":")
-        assert client == "alice" and before + 600 <= int(expiry) <= after + 600
-        assert relay["credential"] == turn.credential("north-sea-turn-secret", relay["username"])
-        # The WebSocket's joined frame never carries credentials: REST join is the way to TURN.
-        client_ws, _ = await join(server, "r", "alice", token=body["token"])
-        client_ws.close()
-        bob = await connect(server, "r", "bob")
-        joined = await bob.recv_type("joined")
-        assert set(joined["data"]) == {"roomId", "clientId", "peers"}
-        bob.close()
+async def test_each_rest_join_carries_fresh_turn_credentials_and_the_joined_frame_none(
+        make_server: ServerFactory) -> None:
+    server = await make_server(ice_servers='[{"urls": "stun:127.0.0.1:3478"}]', turn_urls="turn:127.0.0.1:3478",
+                               turn_secret="north-sea-turn-secret", turn_ttl=600)
+    before = int(time.time())
+    status, body = await http(server, "POST", "/rooms/r/join", {"clientId": "alice"})
+    after = int(time.time())
+    assert status == 200
+    stun, relay = body["iceServers"]
+    assert stun == {"urls": "stun:127.0.0.1:3478"} and relay["urls"] == ["turn:127.0.0.1:3478"]
+    expiry, _, client = relay["username"].partition(":")
+    assert client == "alice" and before + 600 <= int(expiry) <= after + 600
+    assert relay["credential"] == turn.credential("north-sea-turn-secret", relay["username"])
+    # The WebSocket's joined frame never carries credentials: REST join is the way to TURN.
+    client_ws, _ = await join(server, "r", "alice", token=body["token"])
+    client_ws.close()
+    bob = await connect(server, "r", "bob")
+    joined = await bob.recv_type("joined")
+    assert set(joined["data"]) == {"roomId", "clientId", "peers"}
+    bob.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import fetch, http, running_server
+from tests.support import ServerFactory, fetch, http
 from transport import settings as settings_module
 from transport.settings import Settings, SettingsError
 
@@ -38,41 +38,42 @@ def make_build(root: Path) -> Path:
     ],
 )
 async def test_app_files_are_served_with_their_type_and_a_cache_policy_that_suits_a_pwa(
-        tmp_path: Path, path: str, content_type: str, cache_control: str) -> None:
+        tmp_path: Path, path: str, content_type: str, cache_control: str, make_server: ServerFactory) -> None:
     root = make_build(tmp_path / "dist")
-    async with running_server(web_root=str(root)) as server:
+    server = await make_server(web_root=str(root))
+    response = await fetch(server, "GET", path)
+    assert response.code == 200
+    assert response.headers["Content-Type"] == content_type
+    assert response.headers["Cache-Control"] == cache_control
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    if path == "/sw.js":
+        assert response.headers["Service-Worker-Allowed"] == "/"
+
+
+async def test_paths_that_are_not_files_get_the_apis_json_404_and_the_api_still_answers(
+        tmp_path: Path, make_server: ServerFactory) -> None:
+    root = make_build(tmp_path / "dist")
+    server = await make_server(web_root=str(root))
+    for path in ("/nope", "/assets/", "/assets", "/metrics", "/assets/missing.js"):
         response = await fetch(server, "GET", path)
-        assert response.code == 200
-        assert response.headers["Content-Type"] == content_type
-        assert response.headers["Cache-Control"] == cache_control
-        assert response.headers["X-Content-Type-Options"] == "nosniff"
-        if path == "/sw.js":
-            assert response.headers["Service-Worker-Allowed"] == "/"
+        assert response.code == 404, path
+        assert response.headers["Content-Type"] == "application/json", path
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert b'"not-found"' in response.body, path
+    (tmp_path / "secret").write_text("outside the web root")
+    status, body = await http(server, "GET", "/../secret")
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    assert await http(server, "GET", "/healthz") == (200, {"status": "ok"})
+    assert (await http(server, "POST", "/rooms/r/join", {"clientId": "a"}))[0] == 200
+    assert (await http(server, "GET", "/rooms/join"))[1]["error"]["code"] == "method-not-allowed"
+    status, body = await http(server, "POST", "/index.html")
+    assert status == 405 and body["error"]["code"] == "method-not-allowed"
 
 
-async def test_paths_that_are_not_files_get_the_apis_json_404_and_the_api_still_answers(tmp_path: Path) -> None:
-    root = make_build(tmp_path / "dist")
-    async with running_server(web_root=str(root)) as server:
-        for path in ("/nope", "/assets/", "/assets", "/metrics", "/assets/missing.js"):
-            response = await fetch(server, "GET", path)
-            assert response.code == 404, path
-            assert response.headers["Content-Type"] == "application/json", path
-            assert response.headers["Cache-Control"] == "no-store", path
-            assert b'"not-found"' in response.body, path
-        (tmp_path / "secret").write_text("outside the web root")
-        status, body = await http(server, "GET", "/../secret")
-        assert status == 403 and body["error"]["code"] == "forbidden"
-        assert await http(server, "GET", "/healthz") == (200, {"status": "ok"})
-        assert (await http(server, "POST", "/rooms/r/join", {"clientId": "a"}))[0] == 200
-        assert (await http(server, "GET", "/rooms/join"))[1]["error"]["code"] == "method-not-allowed"
-        status, body = await http(server, "POST", "/index.html")
-        assert status == 405 and body["error"]["code"] == "method-not-allowed"
-
-
-async def test_an_empty_web_root_serves_no_app(tmp_path: Path) -> None:
-    async with running_server(web_root="") as server:
-        status, body = await http(server, "GET", "/")
-        assert status == 404 and body["error"]["code"] == "not-found"
+async def test_an_empty_web_root_serves_no_app(tmp_path: Path, make_server: ServerFactory) -> None:
+    server = await make_server(web_root="")
+    status, body = await http(server, "GET", "/")
+    assert status == 404 and body["error"]["code"] == "not-found"
 
 
 def test_auto_serves_the_checkouts_build_only_if_it_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
