@@ -37,6 +37,7 @@ from actors.ownership import (
     accept_from_owner,
     channel,
     envelope,
+    superseded,
 )
 from actors.remote_sink import RemoteSink
 from actors.runtime import LoopFuture
@@ -47,6 +48,9 @@ from metrics.signaling import ClusterMetrics, SignalingMetrics
 # long an owner waits for its Room to answer one.
 REMOTE_JOIN_TIMEOUT = 5.0
 JOIN_TIMEOUT = 10.0
+# Unknown attachments answered (LEAVE or CLOSE) that are remembered, so that one is
+# answered once per burst of frames.
+ANSWERED_LIMIT = 4096
 
 
 class Link(Protocol):
@@ -111,6 +115,11 @@ class Relays:
         self.pending: dict[str, tuple[asyncio.Future[Any], str]] = {}  # attachment -> (answer, owner)
         self.owned: dict[tuple[str, str], OwnedAttachment] = {}  # (edge backend, attachment) ->
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Remote attachments dropped while our link was down, to announce when it is back:
+        # (owner, attachment) we closed as the edge, (edge, attachment) we dropped as owner.
+        self.unsent_leaves: list[tuple[str, str]] = []
+        self.unsent_closes: list[tuple[str, str]] = []
+        self.answered: dict[tuple[str, str], None] = {}  # unknown attachments told, oldest first
         self.seq = itertools.count(1)
         self._handlers: dict[str, Callable[[dict[str, Any], bytes], None]] = {
             FRAME: self._frame_in, CLOSE: self._close_in, JOINED: self._answer_in, REFUSED: self._answer_in,
@@ -131,14 +140,47 @@ class Relays:
     def link_lost(self) -> None:
         """Frames may have been lost both ways: fail the joins waiting for an owner, close
         the sockets of rooms owned elsewhere (4502), drop remote members (abnormally: their
-        seats are held for the reconnect grace)."""
+        seats are held for the reconnect grace). The other side's link may well be up and
+        it has no way to notice: link_restored tells it."""
         for att_id, (future, _) in list(self.pending.items()):
             if not future.done():
                 future.set_exception(RoomMoved("cluster link lost; retry"))
             self.pending.pop(att_id, None)
+        self.unsent_leaves += [(a.owner, a.id) for a in self.edge.values() if a.active]
         self.close_all(errors.CLOSE_ROOM_MOVED, "room-moved: cluster link lost; rejoin")
+        self.unsent_closes += list(self.owned)
         for key in list(self.owned):
             self.drop_owned(key)
+
+    def link_restored(self) -> None:
+        """The link is back: an abnormal LEAVE to the owner of every socket we closed (its
+        Room holds the seat for the reconnect grace, then says peer-left), and a 4502
+        CLOSE to the edge of every remote member we dropped (its client rejoins)."""
+        leaves, self.unsent_leaves = self.unsent_leaves, []
+        closes, self.unsent_closes = self.unsent_closes, []
+        for owner, att_id in leaves:
+            self._leave_to(owner, att_id, abnormal=True)
+        for edge, att_id in closes:
+            self._close_to(edge, att_id)
+
+    def _first_answer(self, backend: str, att_id: str) -> bool:
+        """Answer a burst of frames for one unknown attachment once, not once per frame
+        (the answer is idempotent; the memory of it is bounded)."""
+        key = (backend, att_id)
+        if key in self.answered:
+            return False
+        self.answered[key] = None
+        if len(self.answered) > ANSWERED_LIMIT:
+            del self.answered[next(iter(self.answered))]
+        return True
+
+    def _leave_to(self, owner: str, att_id: str, abnormal: bool) -> None:
+        self.link.publish(channel(owner), envelope({"k": LEAVE, "b": self.backend_id, "a": att_id, "ab": abnormal}))
+
+    def _close_to(self, edge: str, att_id: str) -> None:
+        """A 4502 for an attachment the owner no longer knows (no epoch: not a fenced frame)."""
+        self.link.publish(channel(edge), envelope({"k": CLOSE, "a": att_id, "code": errors.CLOSE_ROOM_MOVED,
+                                                   "reason": "room-moved: the room's owner lost track of you; rejoin"}))
 
     def close_all(self, code: int, reason: str) -> None:
         for attachment in list(self.edge.values()):
@@ -152,6 +194,13 @@ class Relays:
     def peers(self) -> list[str]:
         """Backends we exchange frames with: owners of our sockets' rooms, edges of our members."""
         return sorted({a.owner for a in self.edge.values()} | {edge for edge, _ in self.owned})
+
+    def owner_seen(self, room_id: RoomId, owner: str, epoch: int) -> None:
+        """A claim answer named the room's owner: attachments made under an older epoch
+        (or another owner under the same one) are stale."""
+        for attachment in [a for a in self.edge.values() if a.room_id == room_id]:
+            if superseded(attachment.owner, attachment.epoch, owner, epoch):
+                self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: the room's owner changed; rejoin")
 
     def check_owners(self, attachments: list[EdgeAttachment], holders: dict[RoomId, tuple[str, int] | None]) -> None:
         """Close every attachment whose room's lease (read after it was made) names
@@ -238,14 +287,18 @@ class Relays:
         attachment.active = False
         self.edge.pop(attachment.id, None)
         if self.link.up:
-            self.link.publish(channel(attachment.owner),
-                              envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": False}))
+            self._leave_to(attachment.owner, attachment.id, abnormal=False)
         attachment.sink.close(code, reason)
 
     def _frame_in(self, header: dict[str, Any], payload: bytes) -> None:
         attachment = self.edge.get(header["a"])
         if attachment is None:
-            self.cm.dropped("unknown-attachment")  # the socket has left; the owner learns it
+            # The socket left (the owner has its LEAVE, or will), or we dropped it while our
+            # link was down and the owner never heard: tell it (again) so it keeps no ghost.
+            self.cm.dropped("unknown-attachment")
+            owner = header.get("o")
+            if owner is not None and self._first_answer(str(owner), str(header["a"])):
+                self._leave_to(str(owner), str(header["a"]), abnormal=True)
             return
         if not accept_from_owner(attachment.epoch, int(header["e"])):
             self.cm.dropped("stale-epoch")
@@ -261,13 +314,19 @@ class Relays:
         attachment.active = False
         self.edge.pop(attachment.id, None)
         if self.link.up:  # so the owner forgets the attachment (the Room already has)
-            self.link.publish(channel(attachment.owner),
-                              envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": False}))
-        code = int(header["code"])
-        if not accept_from_owner(attachment.epoch, int(header["e"])):
+            self._leave_to(attachment.owner, attachment.id, abnormal=False)
+        code, reason = int(header["code"]), str(header["reason"])
+        epoch = header.get("e")  # absent: the owner answers for an attachment it lost
+        if epoch is not None and not accept_from_owner(attachment.epoch, int(epoch)):
             self.cm.dropped("stale-epoch")
             code = errors.CLOSE_ROOM_MOVED
-        attachment.sink.close(code, str(header["reason"]))
+        elif code == errors.CLOSE_GOING_AWAY:
+            # The owner is shutting down, not this backend: the room moves, the client
+            # rejoins here or anywhere (docs/cluster.md).
+            code, reason = errors.CLOSE_ROOM_MOVED, "room-moved: the room's owner is shutting down; rejoin"
+        if not 1000 <= code <= 4999:
+            code = errors.CLOSE_ROOM_MOVED
+        attachment.sink.close(code, reason)
 
     def _answer_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
         entry = self.pending.get(header["a"])
@@ -290,7 +349,7 @@ class Relays:
         if self.link.open_epoch(room_id) != epoch:  # not (or no longer) ours under that epoch
             self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
             return
-        sink = RemoteSink(self.link.publish, reply_to, att_id, epoch, client_id)
+        sink = RemoteSink(self.link.publish, reply_to, att_id, epoch, client_id, self.backend_id)
         owned = self.owned[(edge, att_id)] = OwnedAttachment(room_id, client_id, sink)
         assert self.hub is not None
         reply = LoopFuture()
@@ -322,14 +381,17 @@ class Relays:
                                                  "message": refused.detail}))
                 return
             except TimeoutError:
-                if key is not None and owned is not None:
+                if key is not None and self.owned.get(key) is owned:
                     self.drop_owned(key)
                 self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": errors.RoomUnavailable.code}))
                 return
             if owned is not None and key is not None:
                 if self.owned.get(key) is not owned:  # it left (or the link dropped) meanwhile
                     if isinstance(result, Joined):
-                        result.room.tell(Disconnect(owned.room_id, owned.client_id, owned.sink))
+                        try:
+                            result.room.tell(Disconnect(owned.room_id, owned.client_id, owned.sink))
+                        except pykka.ActorDeadError:
+                            pass  # the room is gone, and the member with it
                     return
                 owned.room = result.room
             self.link.publish(reply_to, envelope({"k": JOINED, "a": att_id}))
@@ -339,8 +401,16 @@ class Relays:
         task.add_done_callback(self.tasks.discard)
 
     def _relay_in(self, header: dict[str, Any], payload: bytes) -> None:
-        owned = self.owned.get((str(header["b"]), str(header["a"])))
-        if owned is None or owned.room is None:
+        edge, att_id = str(header["b"]), str(header["a"])
+        owned = self.owned.get((edge, att_id))
+        if owned is None:
+            # Not (or no longer) a member here: we dropped it while our link was down, or
+            # its room moved. Its socket must not stay open talking to nobody.
+            self.cm.dropped("unknown-attachment")
+            if self._first_answer(edge, att_id):
+                self._close_to(edge, att_id)
+            return
+        if owned.room is None:  # cannot happen: the edge waits for our JOINED first
             self.cm.dropped("unknown-attachment")
             return
         to = header.get("to")
@@ -359,7 +429,9 @@ class Relays:
     def drop_owned(self, key: tuple[str, str], abnormal: bool = True) -> None:
         """A remote member left, or its backend is unreachable (abnormal: its seat is
         held for the reconnect grace, as for a dropped socket)."""
-        owned = self.owned.pop(key)
+        owned = self.owned.pop(key, None)
+        if owned is None:
+            return
         owned.sink.closed = True  # nothing more can reach it
         message = Disconnect(owned.room_id, owned.client_id, owned.sink, abnormal=abnormal)
         try:
