@@ -114,7 +114,7 @@ OUTBOX_LIMIT_BYTES = 32 * 1024 * 1024
 # Redis command (and connect/subscribe) timeout, as a share of the lease TTL: a stalled
 # Redis is declared lost (link_lost, /readyz down) well before the leases run out, and a
 # join never waits longer than this for Redis. Capped: a long TTL must not mean a hang.
-TIMEOUT_SHARE, TIMEOUT_MAX = 0.25, 5.0
+TIMEOUT_SHARE, TIMEOUT_MAX = 1 / 3, 5.0
 
 
 def redis_timeout(lease_ttl: float) -> float:
@@ -242,6 +242,10 @@ class Cluster:
         if self.pubsub is not None:
             await self._quietly(self.pubsub.aclose())
         self.pubsub = pubsub
+        # Leases that ran out while we were cut off are lost, not re-asserted: another
+        # backend may have claimed (and released) the room meanwhile.
+        for room_id in self.table.overdue(time.monotonic()):
+            self._lose(room_id, "not renewed in time (redis unreachable)")
         await self._reassert()
         self.up = True
         self.cm.redis_up(True)
