@@ -112,6 +112,7 @@ class Relays:
         self.cm = cm
         self.hub: pykka.ActorRef[Any] | None = None
         self.edge: dict[str, EdgeAttachment] = {}
+        self.edge_rooms: dict[RoomId, set[str]] = {}  # room -> its edge attachments (claims scan one room)
         self.pending: dict[str, tuple[asyncio.Future[Any], str]] = {}  # attachment -> (answer, owner)
         self.owned: dict[tuple[str, str], OwnedAttachment] = {}  # (edge backend, attachment) ->
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -188,8 +189,25 @@ class Relays:
 
     def room_claimed(self, room_id: RoomId) -> None:
         """We own the room now: attachments of ours to its previous owner are stale."""
-        for attachment in [a for a in self.edge.values() if a.room_id == room_id]:
+        for attachment in self._in_room(room_id):
             self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: the room moved here; rejoin")
+
+    def _add_edge(self, attachment: EdgeAttachment) -> None:
+        self.edge[attachment.id] = attachment
+        self.edge_rooms.setdefault(attachment.room_id, set()).add(attachment.id)
+
+    def _pop_edge(self, att_id: str) -> EdgeAttachment | None:
+        attachment = self.edge.pop(att_id, None)
+        if attachment is not None:
+            ids = self.edge_rooms.get(attachment.room_id)
+            if ids is not None:
+                ids.discard(att_id)
+                if not ids:
+                    del self.edge_rooms[attachment.room_id]
+        return attachment
+
+    def _in_room(self, room_id: RoomId) -> list[EdgeAttachment]:
+        return [self.edge[i] for i in self.edge_rooms.get(room_id, ())]
 
     def peers(self) -> list[str]:
         """Backends we exchange frames with: owners of our sockets' rooms, edges of our members."""
@@ -198,7 +216,7 @@ class Relays:
     def owner_seen(self, room_id: RoomId, owner: str, epoch: int) -> None:
         """A claim answer named the room's owner: attachments made under an older epoch
         (or another owner under the same one) are stale."""
-        for attachment in [a for a in self.edge.values() if a.room_id == room_id]:
+        for attachment in self._in_room(room_id):
             if superseded(attachment.owner, attachment.epoch, owner, epoch):
                 self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: the room's owner changed; rejoin")
 
@@ -234,13 +252,13 @@ class Relays:
         att_id = str(next(self.seq))
         attachment = EdgeAttachment(att_id, room_id, client_id, route.owner, route.epoch, sink)
         # Registered before asking: the owner's `joined` frame comes before its answer.
-        self.edge[att_id] = attachment
+        self._add_edge(attachment)
         header = {"k": CONNECT, "b": self.backend_id, "a": att_id, "r": room_id, "c": client_id,
                   "e": route.epoch, "p": proof}
         try:
             await self.request(att_id, route.owner, header)
         except BaseException:
-            if self.edge.pop(att_id, None) is not None and self.link.up:
+            if self._pop_edge(att_id) is not None and self.link.up:
                 # It may still land at the owner: undo it there, in order.
                 self.link.publish(channel(route.owner), envelope({"k": LEAVE, "b": self.backend_id, "a": att_id}))
             raise
@@ -274,7 +292,7 @@ class Relays:
             case Disconnect(abnormal=abnormal):
                 if attachment.active:
                     attachment.active = False
-                    self.edge.pop(attachment.id, None)
+                    self._pop_edge(attachment.id)
                     self.link.publish(channel(attachment.owner),
                                       envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": abnormal}))
             case _:
@@ -285,7 +303,7 @@ class Relays:
         if not attachment.active:
             return
         attachment.active = False
-        self.edge.pop(attachment.id, None)
+        self._pop_edge(attachment.id)
         if self.link.up:
             self._leave_to(attachment.owner, attachment.id, abnormal=False)
         attachment.sink.close(code, reason)
@@ -312,7 +330,7 @@ class Relays:
             self.cm.dropped("unknown-attachment")
             return
         attachment.active = False
-        self.edge.pop(attachment.id, None)
+        self._pop_edge(attachment.id)
         if self.link.up:  # so the owner forgets the attachment (the Room already has)
             self._leave_to(attachment.owner, attachment.id, abnormal=False)
         code, reason = int(header["code"]), str(header["reason"])
@@ -351,9 +369,11 @@ class Relays:
             return
         sink = RemoteSink(self.link.publish, reply_to, att_id, epoch, client_id, self.backend_id)
         owned = self.owned[(edge, att_id)] = OwnedAttachment(room_id, client_id, sink)
-        assert self.hub is not None
         reply = LoopFuture()
-        self.hub.tell(Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None))
+        if not self._tell_hub(Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None),
+                              reply_to, att_id):
+            self.owned.pop((edge, att_id), None)
+            return
         self._answer_when_done(reply, reply_to, att_id, (edge, att_id), owned)
 
     def _reserve_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
@@ -364,10 +384,21 @@ class Relays:
         if self.link.open_epoch(room_id) != epoch:  # not (or no longer) ours under that epoch
             self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
             return
-        assert self.hub is not None
         reply = LoopFuture()
-        self.hub.tell(Reserve(room_id, client_id, reply, int(proof) if proof is not None else None))
+        if not self._tell_hub(Reserve(room_id, client_id, reply, int(proof) if proof is not None else None),
+                              reply_to, att_id):
+            return
         self._answer_when_done(reply, reply_to, att_id, None, None)
+
+    def _tell_hub(self, message: Connect | Reserve, reply_to: str, att_id: str) -> bool:
+        """False (and the edge refused with shutting-down) if the Hub has stopped."""
+        try:
+            assert self.hub is not None
+            self.hub.tell(message)
+        except pykka.ActorDeadError:  # this backend is shutting down: the client rejoins elsewhere
+            self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": errors.ShuttingDown.code}))
+            return False
+        return True
 
     def _answer_when_done(self, reply: LoopFuture, reply_to: str, att_id: str, key: tuple[str, str] | None,
                           owned: OwnedAttachment | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pykka
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -224,3 +225,21 @@ async def test_a_backend_gone_from_its_channel_takes_its_attachments_with_it() -
     edge.peer_gone("o")  # the owner: nobody listens on its channel any more
     assert sink.closed is not None and sink.closed[0] == CLOSE_ROOM_MOVED
     assert edge.edge == {}
+
+
+class DeadHub:
+    """A Hub that has stopped (this backend is shutting down)."""
+
+    def tell(self, message: object) -> None:
+        raise pykka.ActorDeadError("hub stopped")
+
+
+async def test_a_remote_join_reaching_a_stopped_hub_is_refused_not_raised_into_the_reader() -> None:
+    owner, link, _ = relays("o")
+    owner.hub = DeadHub()  # type: ignore[assignment]
+    link.epochs["r"] = 7
+    owner.handle({"k": "C", "b": "e", "a": "1", "r": "r", "c": "c", "e": 7, "p": None}, b"")
+    owner.handle({"k": "S", "b": "e", "a": "s2", "r": "r", "c": "d", "e": 7, "p": None}, b"")
+    answers = [open_envelope(m)[0] for _, m in link.sent]
+    assert answers == [{"k": "x", "a": "1", "code": "shutting-down"}, {"k": "x", "a": "s2", "code": "shutting-down"}]
+    assert owner.owned == {}
