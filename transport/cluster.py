@@ -59,7 +59,7 @@ from actors.ownership import (
 from actors.runtime import LoopFuture
 from actors.sink import ClientSink
 from metrics.signaling import ClusterMetrics, SignalingMetrics
-from transport.cluster_relay import JOIN_TIMEOUT, Relays
+from transport.cluster_relay import JOIN_TIMEOUT, Relays, SocketClosed
 from transport.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -511,6 +511,8 @@ class Cluster:
                     return joined
                 joined = await self.relays.join_remote(route, room_id, client_id, sink, proof)
                 return joined
+            except SocketClosed:
+                raise
             except RoomMoved:
                 if attempt == 2:
                     raise

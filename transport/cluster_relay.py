@@ -53,6 +53,11 @@ JOIN_TIMEOUT = 10.0
 ANSWERED_LIMIT = 4096
 
 
+class SocketClosed(RoomMoved):
+    """The socket was closed (4502) while its join was being answered: the join must not
+    be retried with it (transport/cluster.py), the client rejoins."""
+
+
 class Link(Protocol):
     """What the relay needs of the Redis link."""
 
@@ -143,12 +148,12 @@ class Relays:
         the sockets of rooms owned elsewhere (4502), drop remote members (abnormally: their
         seats are held for the reconnect grace). The other side's link may well be up and
         it has no way to notice: link_restored tells it."""
-        for att_id, (future, _) in list(self.pending.items()):
+        self.unsent_leaves += [(a.owner, a.id) for a in self.edge.values() if a.active]
+        self.close_all(errors.CLOSE_ROOM_MOVED, "room-moved: cluster link lost; rejoin")
+        for att_id, (future, _) in list(self.pending.items()):  # reservations, and joins failed above
             if not future.done():
                 future.set_exception(RoomMoved("cluster link lost; retry"))
             self.pending.pop(att_id, None)
-        self.unsent_leaves += [(a.owner, a.id) for a in self.edge.values() if a.active]
-        self.close_all(errors.CLOSE_ROOM_MOVED, "room-moved: cluster link lost; rejoin")
         self.unsent_closes += list(self.owned)
         for key in list(self.owned):
             self.drop_owned(key)
@@ -263,7 +268,7 @@ class Relays:
                 self.link.publish(channel(route.owner), envelope({"k": LEAVE, "b": self.backend_id, "a": att_id}))
             raise
         if not attachment.active:  # closed between the answer and here (link lost, owner gone)
-            raise RoomMoved("the room's owner changed; retry")
+            raise SocketClosed("the room's owner changed; rejoin")
         return Joined(RemoteRoom(self, attachment), ())  # type: ignore[arg-type]
 
     async def request(self, att_id: str, owner: str, header: dict[str, Any]) -> None:
@@ -306,6 +311,14 @@ class Relays:
         self._pop_edge(attachment.id)
         if self.link.up:
             self._leave_to(attachment.owner, attachment.id, abnormal=False)
+        entry = self.pending.get(attachment.id)
+        if entry is not None:
+            # Still joining: fail the join instead; Cluster.join then retries it (the room
+            # moved) or answers the socket. Closing the socket here as well would race
+            # that retry, which could then join the room with a closed socket.
+            if not entry[0].done():
+                entry[0].set_exception(RoomMoved("the room's owner changed; retry"))
+            return
         attachment.sink.close(code, reason)
 
     def _frame_in(self, header: dict[str, Any], payload: bytes) -> None:

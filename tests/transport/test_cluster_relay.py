@@ -20,7 +20,7 @@ from actors.ownership import CLOSE, FRAME, Remote, envelope, open_envelope
 from actors.remote_sink import RemoteSink
 from metrics.signaling import ClusterMetrics, SignalingMetrics
 from tests.recording import RecordingSink
-from transport.cluster_relay import OwnedAttachment, Relays
+from transport.cluster_relay import OwnedAttachment, Relays, SocketClosed
 
 
 class FakeLink:
@@ -93,14 +93,30 @@ async def test_a_lost_link_fails_waiting_joins_and_closes_every_remote_socket() 
     edge, link, _ = relays("e")
     connected = RecordingSink("c")
     await attach(edge, link, connected)
-    waiting = asyncio.ensure_future(edge.join_remote(Remote("o", 7), RoomId("r2"), ClientId("w"),
-                                                     RecordingSink("w"), None))
+    joining = RecordingSink("w")
+    waiting = asyncio.ensure_future(edge.join_remote(Remote("o", 7), RoomId("r2"), ClientId("w"), joining, None))
     await asyncio.sleep(0)
     link.up = False
     edge.link_lost()
     with pytest.raises(RoomMoved):
         await waiting
     assert connected.closed is not None and connected.closed[0] == CLOSE_ROOM_MOVED
+    assert joining.closed is None  # its join failed instead: retried, or refused with a close
+    assert edge.edge == {} and edge.pending == {}
+
+
+async def test_a_join_waiting_for_an_owner_that_vanishes_fails_without_closing_its_socket() -> None:
+    # Else the join is retried (the room moved) with a socket already closed, and that
+    # retry replaces the client's next connection in the room.
+    edge, link, _ = relays("e")
+    joining = RecordingSink("w")
+    waiting = asyncio.ensure_future(edge.join_remote(Remote("o", 7), RoomId("r"), ClientId("w"), joining, None))
+    await asyncio.sleep(0)
+    edge.peer_gone("o")
+    with pytest.raises(RoomMoved) as failed:
+        await waiting
+    assert not isinstance(failed.value, SocketClosed)  # retryable by Cluster.join
+    assert joining.closed is None
     assert edge.edge == {} and edge.pending == {}
 
 
