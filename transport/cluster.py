@@ -286,12 +286,14 @@ class Cluster:
 
     def link_lost(self, exc: BaseException) -> None:
         """Any Redis error: frames may have been lost, so every remote attachment is
-        closed (edge) or dropped (owner); local rooms keep working on suspended leases."""
+        closed (edge) or dropped (owner); local rooms keep working on suspended leases, but
+        only until those run out (actors/ownership.py): then they close with 4502."""
         if not self.up:
             return
         self.up = False
         self.cm.redis_up(False)
-        logger.warning("redis link lost (%s): closing remote attachments, local rooms carry on", exc)
+        logger.warning("redis link lost (%s): closing remote attachments, local rooms carry on "
+                       "until their leases run out", exc)
         self.table.unreachable(time.monotonic())
         for _ in self.table.to_renew():
             self.cm.lease("renew-failed")

@@ -83,6 +83,7 @@ class EdgeAttachment:
     epoch: int
     sink: ClientSink
     active: bool = True
+    delivered: bool = False  # a frame reached the socket (the owner's `joined` precedes its answer)
 
 
 @dataclass(slots=True, eq=False)
@@ -235,12 +236,12 @@ class Relays:
     def peer_gone(self, backend: str) -> None:
         """Nobody listens on a backend's channel: it died or lost its link. Its frames
         can no longer arrive, nor ours reach it."""
-        for future, owner in list(self.pending.values()):
-            if owner == backend and not future.done():
-                future.set_exception(RoomMoved("the room's owner is unreachable; retry"))
-        for attachment in list(self.edge.values()):
+        for attachment in list(self.edge.values()):  # joins among them fail (close_edge)
             if attachment.owner == backend:
                 self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: the room's owner is gone; rejoin")
+        for future, owner in list(self.pending.values()):  # reservations
+            if owner == backend and not future.done():
+                future.set_exception(RoomMoved("the room's owner is unreachable; retry"))
         for key in [k for k in self.owned if k[0] == backend]:
             self.drop_owned(key)
 
@@ -312,13 +313,16 @@ class Relays:
         if self.link.up:
             self._leave_to(attachment.owner, attachment.id, abnormal=False)
         entry = self.pending.get(attachment.id)
-        if entry is not None:
-            # Still joining: fail the join instead; Cluster.join then retries it (the room
-            # moved) or answers the socket. Closing the socket here as well would race
-            # that retry, which could then join the room with a closed socket.
-            if not entry[0].done():
+        if entry is not None and not entry[0].done():
+            if not attachment.delivered:
+                # Still joining and the client has seen nothing: fail the join instead;
+                # Cluster.join retries it (the room moved) or answers the socket. Closing
+                # the socket too would race that retry, which could then join the room
+                # with a closed socket.
                 entry[0].set_exception(RoomMoved("the room's owner changed; retry"))
-            return
+                return
+            # The client already has the owner's `joined` frame: close it; not retried.
+            entry[0].set_exception(SocketClosed("the room's owner changed; rejoin"))
         attachment.sink.close(code, reason)
 
     def _frame_in(self, header: dict[str, Any], payload: bytes) -> None:
@@ -335,6 +339,7 @@ class Relays:
             self.cm.dropped("stale-epoch")
             self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: frame from a former owner; rejoin")
             return
+        attachment.delivered = True
         attachment.sink.send(payload)
 
     def _close_in(self, header: dict[str, Any], payload: bytes = b"") -> None:

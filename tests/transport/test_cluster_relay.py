@@ -259,3 +259,20 @@ async def test_a_remote_join_reaching_a_stopped_hub_is_refused_not_raised_into_t
     answers = [open_envelope(m)[0] for _, m in link.sent]
     assert answers == [{"k": "x", "a": "1", "code": "shutting-down"}, {"k": "x", "a": "s2", "code": "shutting-down"}]
     assert owner.owned == {}
+
+
+async def test_a_join_whose_joined_frame_arrived_before_the_answer_is_closed_not_retried() -> None:
+    # The owner publishes the `joined` frame, then its answer; if it vanishes in between,
+    # the client has already seen `joined`: its socket must be closed (4502), and the
+    # join not retried behind its back.
+    edge, link, _ = relays("e")
+    joining = RecordingSink("w")
+    waiting = asyncio.ensure_future(edge.join_remote(Remote("o", 7), RoomId("r"), ClientId("w"), joining, None))
+    await asyncio.sleep(0)
+    att = open_envelope(link.sent[0][1])[0]["a"]
+    edge.handle({"k": FRAME, "a": att, "e": 7}, b'{"type":"joined"}')
+    edge.peer_gone("o")
+    with pytest.raises(SocketClosed):
+        await waiting
+    assert joining.types() == ["joined"]
+    assert joining.closed is not None and joining.closed[0] == CLOSE_ROOM_MOVED
