@@ -150,3 +150,14 @@ async def test_a_reader_that_fails_on_a_message_counts_as_a_lost_link_and_reconn
     finally:
         await client.aclose()
         await cluster.close()
+
+
+def test_a_stalled_redis_is_declared_lost_before_any_lease_can_run_out() -> None:
+    # Derived from --lease-ttl: a renewal sent just before the stall, the next tick's
+    # PING, and its timeout all fit within the lease's certain validity, whatever the TTL.
+    from actors.ownership import RENEWALS_PER_TTL, VALID_SHARE
+
+    for ttl in (0.3, 1.0, 1.5, 3.0, 10.0, 60.0):
+        interval = ttl / RENEWALS_PER_TTL
+        assert interval + cluster_module.redis_timeout(ttl) < VALID_SHARE * ttl, ttl
+        assert cluster_module.redis_timeout(ttl) <= cluster_module.TIMEOUT_MAX
