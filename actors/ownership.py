@@ -6,10 +6,12 @@ time matters, so the tests drive it with plain numbers. See docs/cluster.md.
 
 A lease is *certainly* ours until the moment we sent the last successful claim or
 renewal plus ``VALID_SHARE`` of the TTL: Redis started counting the TTL later than
-we started ours. Past that point the room must not deliver (a paused process wakes up
-to find itself here), unless renewals failed because Redis was unreachable while the
-lease was still valid: then nobody else can claim it either, and the lease is
-*suspended* until the link is back and the lease re-asserted.
+we started ours. Past that point the room must not deliver, whatever the reason: a
+paused process wakes up to find itself here, and a backend cut off from Redis (while
+another backend still reaches it) cannot know whether the lease was taken after it
+expired. A lease whose renewals fail for lack of Redis is *suspended*: it keeps serving
+until that same deadline, is re-asserted if the link comes back in time, and is lost
+(members closed with 4502) otherwise. So a room is never served by two backends.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def parse_lease_value(value: str | bytes | None) -> tuple[str, int] | None:
 
 class LeaseState(enum.Enum):
     HELD = "held"  # renewed in time; valid until valid_until
-    SUSPENDED = "suspended"  # renewal failed for lack of Redis while valid: keep serving
+    SUSPENDED = "suspended"  # renewal failed for lack of Redis: serve until valid_until at most
     LOST = "lost"  # another backend has it, or it expired unrenewed: deliver nothing
     RELEASING = "releasing"  # the room was reaped; compare-and-delete in flight
 
@@ -108,7 +110,8 @@ class LeaseTable:
         return True
 
     def unreachable(self, now: float) -> None:
-        """Redis could not be reached: leases still certainly valid are suspended (kept)."""
+        """Redis could not be reached: leases still certainly valid are suspended (kept
+        until their validity ends, re-asserted if the link is back before that)."""
         for lease in self.leases.values():
             if lease.state is LeaseState.HELD and now < lease.valid_until:
                 lease.state = LeaseState.SUSPENDED
@@ -118,14 +121,14 @@ class LeaseTable:
         lease = self.leases.get(room_id)
         if lease is None:
             return False
-        if lease.state is LeaseState.SUSPENDED:
-            return True
-        return lease.state is LeaseState.HELD and now < lease.valid_until
+        # Suspended or not: past valid_until another backend may hold the room.
+        return lease.state in (LeaseState.HELD, LeaseState.SUSPENDED) and now < lease.valid_until
 
     def overdue(self, now: float) -> list[RoomId]:
-        """Held leases past their certain validity (nobody renewed them: we were paused or
-        the loop stalled): they are lost from now on."""
-        late = [room for room, lease in self.leases.items() if lease.state is LeaseState.HELD and now >= lease.valid_until]
+        """Held or suspended leases past their certain validity (nobody renewed them: we
+        were paused, the loop stalled, or Redis was unreachable): lost from now on."""
+        late = [room for room, lease in self.leases.items()
+                if lease.state in (LeaseState.HELD, LeaseState.SUSPENDED) and now >= lease.valid_until]
         for room in late:
             self.leases[room].state = LeaseState.LOST
         return late
@@ -176,19 +179,17 @@ class Remote:
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
-class Stale:
-    """The lease names this backend id but this process does not hold it: a previous
-    process with the same --backend-id, dead or paused. Retry after it expires."""
-
-    epoch: int
-
-
-Route = Local | Remote | Stale
+Route = Local | Remote
 
 
 def route_after_claim(me: str, table: LeaseTable, room_id: RoomId, result: Any, sent_at: float) -> Route:
-    """Interpret the claim script's answer: ``[1, epoch]`` (claimed) or ``[0, holder]``."""
+    """Interpret the claim script's answer: ``[1, epoch]`` (claimed, or a leftover lease
+    of ours adopted under a new epoch) or ``[0, holder]``.
+
+    A backend id is unique per process (settings), and transport/cluster.py sends one
+    claim per room at a time, with ``adopt`` set only when this process holds no lease
+    on the room: so the script never answers ``[0, <our id> ...]`` unless our own
+    claim or renewal is racing this one; treat it as ours only if we hold it now."""
     claimed, payload = int(result[0]), result[1]
     if claimed:
         epoch = int(payload)
@@ -201,14 +202,19 @@ def route_after_claim(me: str, table: LeaseTable, room_id: RoomId, result: Any, 
     table.observe_epoch(epoch)
     if owner == me:
         lease = table.get(room_id)
-        # Two joins raced for the claim on this backend: the first one won it for us.
-        if lease is not None and lease.epoch == epoch and lease.state is LeaseState.HELD:
+        if lease is not None and lease.epoch == epoch and table.may_deliver(room_id, sent_at):
             return Local(epoch)
-        return Stale(epoch)
+        raise ValueError(f"the lease of {room_id} names this backend under epoch {epoch}, which it does not hold")
     return Remote(owner, epoch)
 
 
 # -- fencing on the receiving backend --
+
+
+def superseded(attached_owner: str, attached_epoch: int, owner: str, epoch: int) -> bool:
+    """An attachment made under (owner, epoch) is stale once a newer epoch of its room is
+    seen anywhere (a claim reply, a lease read): the room moved, frames may be lost."""
+    return epoch > attached_epoch or (epoch == attached_epoch and owner != attached_owner)
 
 
 def accept_from_owner(attached_epoch: int, frame_epoch: int) -> bool:
@@ -239,7 +245,7 @@ def open_envelope(message: bytes) -> tuple[dict[str, Any], bytes]:
         raise ValueError("no header line")
     header = orjson.loads(head)
     if not isinstance(header, dict) or not isinstance(header.get("k"), str):
-        raise ValueError("bad header")  # noqa: TRY004 (one error type for every bad envelope)
+        raise ValueError("bad header")  # one error type for every bad envelope
     return header, payload
 
 

@@ -19,7 +19,8 @@ Publish = Callable[[str, bytes], None]
 class RemoteSink:
     __slots__ = ("_prefix", "_publish", "attachment", "channel", "client_id", "closed", "epoch")
 
-    def __init__(self, publish: Publish, channel: str, attachment: str, epoch: int, client_id: str) -> None:
+    def __init__(self, publish: Publish, channel: str, attachment: str, epoch: int, client_id: str,
+                 owner: str = "") -> None:
         self._publish = publish
         self.channel = channel
         self.attachment = attachment
@@ -27,7 +28,9 @@ class RemoteSink:
         self.client_id = client_id
         self.closed = False
         # Every frame for this member starts with the same header: encode it once.
-        self._prefix = envelope({"k": FRAME, "a": attachment, "e": epoch})
+        # "o" names the owner, so an edge that no longer knows the attachment can answer
+        # with a LEAVE (transport/cluster_relay.py) instead of dropping frames silently.
+        self._prefix = envelope({"k": FRAME, "a": attachment, "e": epoch, "o": owner})
 
     def send(self, frame: bytes) -> None:
         if not self.closed:  # after close the edge has forgotten the attachment anyway

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from actors.cluster_room import LeaseLost
 from actors.errors import (
@@ -48,7 +49,6 @@ from actors.ownership import (
     LeaseTable,
     Local,
     Remote,
-    Stale,
     channel,
     lease_key,
     lease_value,
@@ -59,15 +59,20 @@ from actors.ownership import (
 from actors.runtime import LoopFuture
 from actors.sink import ClientSink
 from metrics.signaling import ClusterMetrics, SignalingMetrics
-from transport.cluster_relay import JOIN_TIMEOUT, Relays
+from transport.cluster_relay import JOIN_TIMEOUT, Relays, SocketClosed
 from transport.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 # KEYS: lease, epoch counter. ARGV: backend id, ttl ms, epoch floor. -> {1, epoch} | {0, holder}
+# A lease naming our own id is a leftover of ours (backend ids are unique per process, and
+# we claim only rooms we hold no lease on, one claim per room at a time): the room was
+# reaped or lost while Redis was out of reach, so its release never ran. Adopt it under a
+# new epoch (which fences anything attached under the old one) instead of waiting for it
+# to expire.
 CLAIM = """
 local v = redis.call('GET', KEYS[1])
-if v then return {0, v} end
+if v and string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then return {0, v} end
 local e = redis.call('INCR', KEYS[2])
 local floor = tonumber(ARGV[3])
 if e <= floor then
@@ -102,10 +107,18 @@ BACKOFF_MIN, BACKOFF_MAX = 0.05, 2.0
 # A claimed lease whose Room never appeared (the join was refused before the Hub made
 # one) is released after this many renewal intervals.
 ORPHAN_INTERVALS = 2
-# Messages queued for Redis while a pipeline is in flight. Redis answers a pipeline in
-# well under a millisecond; a queue this deep means it has stalled, and the queue must
+# Bytes queued for Redis while a pipeline is in flight. Redis answers a pipeline in
+# well under a millisecond; a queue this large means it has stalled, and the queue must
 # not grow without bound: the link is then treated as lost (remote clients get 4502).
-OUTBOX_LIMIT = 50_000
+OUTBOX_LIMIT_BYTES = 32 * 1024 * 1024
+# Redis command (and connect/subscribe) timeout, as a share of the lease TTL: a stalled
+# Redis is declared lost (link_lost, /readyz down) well before the leases run out, and a
+# join never waits longer than this for Redis. Capped: a long TTL must not mean a hang.
+TIMEOUT_SHARE, TIMEOUT_MAX = 1 / 3, 5.0
+
+
+def redis_timeout(lease_ttl: float) -> float:
+    return min(TIMEOUT_MAX, TIMEOUT_SHARE * lease_ttl)
 
 
 def default_backend_id(port: int) -> str:
@@ -129,10 +142,12 @@ class Cluster:
         self.table = LeaseTable(self.settings.lease_ttl)
         self.ttl_ms = int(self.settings.lease_ttl * 1000)
         self.channel = channel(self.backend_id)
-        kwargs: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 2.0}
+        self.timeout = redis_timeout(self.settings.lease_ttl)
+        kwargs: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": self.timeout}
         # Commands time out (a hung Redis must not hang a join); the channel reader
-        # waits as long as it takes, and learns of a dead Redis from the closed socket.
-        self.redis = aioredis.Redis.from_url(self.settings.redis, socket_timeout=5.0, **kwargs)
+        # waits as long as it takes: a stalled Redis shows in the PING every tick
+        # (_check), a dead one in the closed socket.
+        self.redis = aioredis.Redis.from_url(self.settings.redis, socket_timeout=self.timeout, **kwargs)
         self.sub_redis = aioredis.Redis.from_url(self.settings.redis, **kwargs)
         self.claim_script = self.redis.register_script(CLAIM)
         self.renew_script = self.redis.register_script(RENEW)
@@ -142,6 +157,8 @@ class Cluster:
         self.claimed_at: dict[RoomId, float] = {}
         self.releases: dict[RoomId, asyncio.Future[None]] = {}
         self.outbox: list[tuple[str, bytes]] = []
+        self.outbox_bytes = 0
+        self.claims: dict[RoomId, asyncio.Future[Local | Remote]] = {}  # one claim per room in flight
         self.flusher: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.reader: asyncio.Task[None] | None = None
@@ -215,14 +232,27 @@ class Cluster:
         """Ping, subscribe to our channel, re-assert our leases; then the link is up."""
         await self._timed(self.redis.ping())
         pubsub = self.sub_redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.channel)
+        try:
+            # The subscriber connection has no socket timeout (it idles between messages):
+            # bound the subscribe itself, or a black-holed Redis hangs the reconnect.
+            await asyncio.wait_for(pubsub.subscribe(self.channel), self.timeout)
+        except TimeoutError:
+            await self._quietly(pubsub.aclose())
+            raise RedisTimeoutError("subscribing to our channel timed out") from None
         if self.pubsub is not None:
             await self._quietly(self.pubsub.aclose())
         self.pubsub = pubsub
+        # Leases that ran out while we were cut off are lost, not re-asserted: another
+        # backend may have claimed (and released) the room meanwhile.
+        for room_id in self.table.overdue(time.monotonic()):
+            self._lose(room_id, "not renewed in time (redis unreachable)")
         await self._reassert()
         self.up = True
         self.cm.redis_up(True)
         self.reader = self.loop.create_task(self._read(pubsub))
+        # Tell the other side of every remote attachment we dropped while cut off: it
+        # cannot have noticed (its own link stayed up), and must not keep a ghost.
+        self.relays.link_restored()
         logger.info("redis link up: backend %s, %d leases held", self.backend_id, len(self.table.leases))
 
     async def _reassert(self) -> None:
@@ -256,18 +286,21 @@ class Cluster:
 
     def link_lost(self, exc: BaseException) -> None:
         """Any Redis error: frames may have been lost, so every remote attachment is
-        closed (edge) or dropped (owner); local rooms keep working on suspended leases."""
+        closed (edge) or dropped (owner); local rooms keep working on suspended leases, but
+        only until those run out (actors/ownership.py): then they close with 4502."""
         if not self.up:
             return
         self.up = False
         self.cm.redis_up(False)
-        logger.warning("redis link lost (%s): closing remote attachments, local rooms carry on", exc)
+        logger.warning("redis link lost (%s): closing remote attachments, local rooms carry on "
+                       "until their leases run out", exc)
         self.table.unreachable(time.monotonic())
         for _ in self.table.to_renew():
             self.cm.lease("renew-failed")
         if self.outbox:
             self.cm.dropped("link-down", len(self.outbox))
             self.outbox = []
+            self.outbox_bytes = 0
         self.relays.link_lost()
         if self.reader is not None and self.reader is not asyncio.current_task():
             self.reader.cancel()
@@ -361,8 +394,9 @@ class Cluster:
             pipe.mget([lease_key(r) for r in edge_rooms])
         if peers:
             pipe.pubsub_numsub(*[channel(p) for p in peers])
-        if not held and not edge_rooms and not peers:
-            return
+        # Always a PING, with the command timeout: an idle backend must notice a stalled
+        # Redis too (/readyz, signaling_redis_up), not only the next join.
+        pipe.ping()
         sent = time.monotonic()
         try:
             results = await self._timed(pipe.execute())
@@ -370,7 +404,7 @@ class Cluster:
             self.link_lost(exc)
             return
         self._apply_renewals(held, results[:len(held)], sent)
-        rest = results[len(held):]
+        rest = results[len(held):-1]
         if edge_rooms:
             holders = dict(zip(edge_rooms, (parse_lease_value(v) for v in rest.pop(0)), strict=True))
             for holder in holders.values():
@@ -403,18 +437,19 @@ class Cluster:
         if not self.up:
             self.cm.dropped("link-down")
             return
-        if len(self.outbox) >= OUTBOX_LIMIT:
+        if self.outbox_bytes + len(message) > OUTBOX_LIMIT_BYTES:
             self.cm.dropped("publish-failed")
-            self.link_lost(RuntimeError(f"{OUTBOX_LIMIT} messages waiting for redis"))
+            self.link_lost(RuntimeError(f"{self.outbox_bytes} bytes waiting for redis"))
             return
         self.outbox.append((to_channel, message))
+        self.outbox_bytes += len(message)
         if self.flusher is None:
             self.flusher = self.loop.create_task(self._flush())
 
     async def _flush(self) -> None:
         try:
             while self.outbox and self.up:
-                batch, self.outbox = self.outbox, []
+                batch, self.outbox, self.outbox_bytes = self.outbox, [], 0
                 pipe = self.redis.pipeline(transaction=False)
                 for to_channel, message in batch:
                     pipe.publish(to_channel, message)
@@ -445,6 +480,10 @@ class Cluster:
         except (RedisError, OSError) as exc:
             if self.pubsub is pubsub:
                 self.link_lost(exc)
+        except Exception as exc:  # a bug; never leave a dead reader behind a link that says up
+            logger.exception("the channel reader failed")
+            if self.pubsub is pubsub:
+                self.link_lost(exc)
 
     def _dispatch(self, data: bytes) -> None:
         try:
@@ -460,6 +499,7 @@ class Cluster:
         except (KeyError, TypeError, ValueError):
             self.cm.dropped("malformed")
             logger.warning("malformed %r message on %s dropped", header.get("k"), self.channel)
+        # Anything else propagates to _read: logged, and the link is treated as lost.
 
     # -- edge side: sockets here, rooms elsewhere --
 
@@ -471,12 +511,12 @@ class Cluster:
                 if isinstance(route, Local):
                     joined: Joined = await self._ask_hub(lambda reply: Connect(room_id, client_id, sink, reply, proof))
                     return joined
-                if isinstance(route, Stale):
-                    raise RoomMoved("a previous process of this backend still holds the room; retry")
                 joined = await self.relays.join_remote(route, room_id, client_id, sink, proof)
                 return joined
+            except SocketClosed:
+                raise
             except RoomMoved:
-                if attempt == 2 or isinstance(route, Stale):
+                if attempt == 2:
                     raise
             await asyncio.sleep(0.05 * (attempt + 1))  # backoff: the lease is changing hands
         raise RoomMoved()
@@ -489,16 +529,14 @@ class Cluster:
                 if isinstance(route, Local):
                     await self._ask_hub(lambda reply: Reserve(room_id, client_id, reply, proof))
                     return
-                if isinstance(route, Stale):
-                    raise RoomMoved("a previous process of this backend still holds the room; retry")
                 await self.relays.reserve_remote(route, room_id, client_id, proof)
                 return
             except RoomMoved:
-                if attempt == 2 or isinstance(route, Stale):
+                if attempt == 2:
                     raise
             await asyncio.sleep(0.05 * (attempt + 1))
 
-    async def _route(self, room_id: RoomId) -> Local | Remote | Stale:
+    async def _route(self, room_id: RoomId) -> Local | Remote:
         lease = self.table.get(room_id)
         if lease is not None and lease.state is LeaseState.RELEASING:
             release = self.releases.get(room_id)
@@ -513,6 +551,25 @@ class Cluster:
             raise RoomMoved("the room is moving; retry")
         if not self.up:
             raise RoomMoved("cluster link down; retry")
+        # One claim per room in flight on this backend: a second join waits for the first
+        # one's answer instead of racing it (and finding our own fresh lease).
+        pending = self.claims.get(room_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self.claims[room_id] = self.loop.create_future()
+        try:
+            route = await self._claim(room_id)
+        except BaseException as exc:
+            pending.set_exception(exc if isinstance(exc, Exception) else RoomMoved("claim cancelled; retry"))
+            pending.exception()  # retrieved: nobody else may be waiting
+            raise
+        else:
+            pending.set_result(route)
+            return route
+        finally:
+            del self.claims[room_id]
+
+    async def _claim(self, room_id: RoomId) -> Local | Remote:
         sent = time.monotonic()
         try:
             result = await self._timed(self.claim_script(
@@ -521,12 +578,18 @@ class Cluster:
             self.link_lost(exc)
             raise RoomMoved("cluster link lost; retry") from None
         had = self.table.get(room_id)
-        route = route_after_claim(self.backend_id, self.table, room_id, result, sent)
+        try:
+            route = route_after_claim(self.backend_id, self.table, room_id, result, sent)
+        except ValueError as exc:
+            logger.warning("claim answer not understood: %s", exc, extra={"room": room_id})
+            raise RoomMoved("the room's lease is changing hands; retry") from None
         if isinstance(route, Local) and had is None:
             self.cm.lease("claimed")
             self.claimed_at[room_id] = time.monotonic()
             logger.info("lease claimed (epoch %d)", route.epoch, extra={"room": room_id})
             self.relays.room_claimed(room_id)
+        elif isinstance(route, Remote):
+            self.relays.owner_seen(room_id, route.owner, route.epoch)
         return route
 
     async def _ask_hub(self, make_message: Any) -> Any:

@@ -37,6 +37,7 @@ from actors.ownership import (
     accept_from_owner,
     channel,
     envelope,
+    superseded,
 )
 from actors.remote_sink import RemoteSink
 from actors.runtime import LoopFuture
@@ -47,6 +48,14 @@ from metrics.signaling import ClusterMetrics, SignalingMetrics
 # long an owner waits for its Room to answer one.
 REMOTE_JOIN_TIMEOUT = 5.0
 JOIN_TIMEOUT = 10.0
+# Unknown attachments answered (LEAVE or CLOSE) that are remembered, so that one is
+# answered once per burst of frames.
+ANSWERED_LIMIT = 4096
+
+
+class SocketClosed(RoomMoved):
+    """The socket was closed (4502) while its join was being answered: the join must not
+    be retried with it (transport/cluster.py), the client rejoins."""
 
 
 class Link(Protocol):
@@ -74,6 +83,7 @@ class EdgeAttachment:
     epoch: int
     sink: ClientSink
     active: bool = True
+    delivered: bool = False  # a frame reached the socket (the owner's `joined` precedes its answer)
 
 
 @dataclass(slots=True, eq=False)
@@ -108,9 +118,15 @@ class Relays:
         self.cm = cm
         self.hub: pykka.ActorRef[Any] | None = None
         self.edge: dict[str, EdgeAttachment] = {}
+        self.edge_rooms: dict[RoomId, set[str]] = {}  # room -> its edge attachments (claims scan one room)
         self.pending: dict[str, tuple[asyncio.Future[Any], str]] = {}  # attachment -> (answer, owner)
         self.owned: dict[tuple[str, str], OwnedAttachment] = {}  # (edge backend, attachment) ->
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Remote attachments dropped while our link was down, to announce when it is back:
+        # (owner, attachment) we closed as the edge, (edge, attachment) we dropped as owner.
+        self.unsent_leaves: list[tuple[str, str]] = []
+        self.unsent_closes: list[tuple[str, str]] = []
+        self.answered: dict[tuple[str, str], None] = {}  # unknown attachments told, oldest first
         self.seq = itertools.count(1)
         self._handlers: dict[str, Callable[[dict[str, Any], bytes], None]] = {
             FRAME: self._frame_in, CLOSE: self._close_in, JOINED: self._answer_in, REFUSED: self._answer_in,
@@ -131,14 +147,47 @@ class Relays:
     def link_lost(self) -> None:
         """Frames may have been lost both ways: fail the joins waiting for an owner, close
         the sockets of rooms owned elsewhere (4502), drop remote members (abnormally: their
-        seats are held for the reconnect grace)."""
-        for att_id, (future, _) in list(self.pending.items()):
+        seats are held for the reconnect grace). The other side's link may well be up and
+        it has no way to notice: link_restored tells it."""
+        self.unsent_leaves += [(a.owner, a.id) for a in self.edge.values() if a.active]
+        self.close_all(errors.CLOSE_ROOM_MOVED, "room-moved: cluster link lost; rejoin")
+        for att_id, (future, _) in list(self.pending.items()):  # reservations, and joins failed above
             if not future.done():
                 future.set_exception(RoomMoved("cluster link lost; retry"))
             self.pending.pop(att_id, None)
-        self.close_all(errors.CLOSE_ROOM_MOVED, "room-moved: cluster link lost; rejoin")
+        self.unsent_closes += list(self.owned)
         for key in list(self.owned):
             self.drop_owned(key)
+
+    def link_restored(self) -> None:
+        """The link is back: an abnormal LEAVE to the owner of every socket we closed (its
+        Room holds the seat for the reconnect grace, then says peer-left), and a 4502
+        CLOSE to the edge of every remote member we dropped (its client rejoins)."""
+        leaves, self.unsent_leaves = self.unsent_leaves, []
+        closes, self.unsent_closes = self.unsent_closes, []
+        for owner, att_id in leaves:
+            self._leave_to(owner, att_id, abnormal=True)
+        for edge, att_id in closes:
+            self._close_to(edge, att_id)
+
+    def _first_answer(self, backend: str, att_id: str) -> bool:
+        """Answer a burst of frames for one unknown attachment once, not once per frame
+        (the answer is idempotent; the memory of it is bounded)."""
+        key = (backend, att_id)
+        if key in self.answered:
+            return False
+        self.answered[key] = None
+        if len(self.answered) > ANSWERED_LIMIT:
+            del self.answered[next(iter(self.answered))]
+        return True
+
+    def _leave_to(self, owner: str, att_id: str, abnormal: bool) -> None:
+        self.link.publish(channel(owner), envelope({"k": LEAVE, "b": self.backend_id, "a": att_id, "ab": abnormal}))
+
+    def _close_to(self, edge: str, att_id: str) -> None:
+        """A 4502 for an attachment the owner no longer knows (no epoch: not a fenced frame)."""
+        self.link.publish(channel(edge), envelope({"k": CLOSE, "a": att_id, "code": errors.CLOSE_ROOM_MOVED,
+                                                   "reason": "room-moved: the room's owner lost track of you; rejoin"}))
 
     def close_all(self, code: int, reason: str) -> None:
         for attachment in list(self.edge.values()):
@@ -146,12 +195,36 @@ class Relays:
 
     def room_claimed(self, room_id: RoomId) -> None:
         """We own the room now: attachments of ours to its previous owner are stale."""
-        for attachment in [a for a in self.edge.values() if a.room_id == room_id]:
+        for attachment in self._in_room(room_id):
             self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: the room moved here; rejoin")
+
+    def _add_edge(self, attachment: EdgeAttachment) -> None:
+        self.edge[attachment.id] = attachment
+        self.edge_rooms.setdefault(attachment.room_id, set()).add(attachment.id)
+
+    def _pop_edge(self, att_id: str) -> EdgeAttachment | None:
+        attachment = self.edge.pop(att_id, None)
+        if attachment is not None:
+            ids = self.edge_rooms.get(attachment.room_id)
+            if ids is not None:
+                ids.discard(att_id)
+                if not ids:
+                    del self.edge_rooms[attachment.room_id]
+        return attachment
+
+    def _in_room(self, room_id: RoomId) -> list[EdgeAttachment]:
+        return [self.edge[i] for i in self.edge_rooms.get(room_id, ())]
 
     def peers(self) -> list[str]:
         """Backends we exchange frames with: owners of our sockets' rooms, edges of our members."""
         return sorted({a.owner for a in self.edge.values()} | {edge for edge, _ in self.owned})
+
+    def owner_seen(self, room_id: RoomId, owner: str, epoch: int) -> None:
+        """A claim answer named the room's owner: attachments made under an older epoch
+        (or another owner under the same one) are stale."""
+        for attachment in self._in_room(room_id):
+            if superseded(attachment.owner, attachment.epoch, owner, epoch):
+                self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: the room's owner changed; rejoin")
 
     def check_owners(self, attachments: list[EdgeAttachment], holders: dict[RoomId, tuple[str, int] | None]) -> None:
         """Close every attachment whose room's lease (read after it was made) names
@@ -163,12 +236,12 @@ class Relays:
     def peer_gone(self, backend: str) -> None:
         """Nobody listens on a backend's channel: it died or lost its link. Its frames
         can no longer arrive, nor ours reach it."""
-        for future, owner in list(self.pending.values()):
-            if owner == backend and not future.done():
-                future.set_exception(RoomMoved("the room's owner is unreachable; retry"))
-        for attachment in list(self.edge.values()):
+        for attachment in list(self.edge.values()):  # joins among them fail (close_edge)
             if attachment.owner == backend:
                 self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: the room's owner is gone; rejoin")
+        for future, owner in list(self.pending.values()):  # reservations
+            if owner == backend and not future.done():
+                future.set_exception(RoomMoved("the room's owner is unreachable; retry"))
         for key in [k for k in self.owned if k[0] == backend]:
             self.drop_owned(key)
 
@@ -185,18 +258,18 @@ class Relays:
         att_id = str(next(self.seq))
         attachment = EdgeAttachment(att_id, room_id, client_id, route.owner, route.epoch, sink)
         # Registered before asking: the owner's `joined` frame comes before its answer.
-        self.edge[att_id] = attachment
+        self._add_edge(attachment)
         header = {"k": CONNECT, "b": self.backend_id, "a": att_id, "r": room_id, "c": client_id,
                   "e": route.epoch, "p": proof}
         try:
             await self.request(att_id, route.owner, header)
         except BaseException:
-            if self.edge.pop(att_id, None) is not None and self.link.up:
+            if self._pop_edge(att_id) is not None and self.link.up:
                 # It may still land at the owner: undo it there, in order.
                 self.link.publish(channel(route.owner), envelope({"k": LEAVE, "b": self.backend_id, "a": att_id}))
             raise
         if not attachment.active:  # closed between the answer and here (link lost, owner gone)
-            raise RoomMoved("the room's owner changed; retry")
+            raise SocketClosed("the room's owner changed; rejoin")
         return Joined(RemoteRoom(self, attachment), ())
 
     async def request(self, att_id: str, owner: str, header: dict[str, Any]) -> None:
@@ -225,7 +298,7 @@ class Relays:
             case Disconnect(abnormal=abnormal):
                 if attachment.active:
                     attachment.active = False
-                    self.edge.pop(attachment.id, None)
+                    self._pop_edge(attachment.id)
                     self.link.publish(channel(attachment.owner),
                                       envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": abnormal}))
             case _:
@@ -236,21 +309,37 @@ class Relays:
         if not attachment.active:
             return
         attachment.active = False
-        self.edge.pop(attachment.id, None)
+        self._pop_edge(attachment.id)
         if self.link.up:
-            self.link.publish(channel(attachment.owner),
-                              envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": False}))
+            self._leave_to(attachment.owner, attachment.id, abnormal=False)
+        entry = self.pending.get(attachment.id)
+        if entry is not None and not entry[0].done():
+            if not attachment.delivered:
+                # Still joining and the client has seen nothing: fail the join instead;
+                # Cluster.join retries it (the room moved) or answers the socket. Closing
+                # the socket too would race that retry, which could then join the room
+                # with a closed socket.
+                entry[0].set_exception(RoomMoved("the room's owner changed; retry"))
+                return
+            # The client already has the owner's `joined` frame: close it; not retried.
+            entry[0].set_exception(SocketClosed("the room's owner changed; rejoin"))
         attachment.sink.close(code, reason)
 
     def _frame_in(self, header: dict[str, Any], payload: bytes) -> None:
         attachment = self.edge.get(header["a"])
         if attachment is None:
-            self.cm.dropped("unknown-attachment")  # the socket has left; the owner learns it
+            # The socket left (the owner has its LEAVE, or will), or we dropped it while our
+            # link was down and the owner never heard: tell it (again) so it keeps no ghost.
+            self.cm.dropped("unknown-attachment")
+            owner = header.get("o")
+            if owner is not None and self._first_answer(str(owner), str(header["a"])):
+                self._leave_to(str(owner), str(header["a"]), abnormal=True)
             return
         if not accept_from_owner(attachment.epoch, int(header["e"])):
             self.cm.dropped("stale-epoch")
             self.close_edge(attachment, errors.CLOSE_ROOM_MOVED, "room-moved: frame from a former owner; rejoin")
             return
+        attachment.delivered = True
         attachment.sink.send(payload)
 
     def _close_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
@@ -259,15 +348,21 @@ class Relays:
             self.cm.dropped("unknown-attachment")
             return
         attachment.active = False
-        self.edge.pop(attachment.id, None)
+        self._pop_edge(attachment.id)
         if self.link.up:  # so the owner forgets the attachment (the Room already has)
-            self.link.publish(channel(attachment.owner),
-                              envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": False}))
-        code = int(header["code"])
-        if not accept_from_owner(attachment.epoch, int(header["e"])):
+            self._leave_to(attachment.owner, attachment.id, abnormal=False)
+        code, reason = int(header["code"]), str(header["reason"])
+        epoch = header.get("e")  # absent: the owner answers for an attachment it lost
+        if epoch is not None and not accept_from_owner(attachment.epoch, int(epoch)):
             self.cm.dropped("stale-epoch")
             code = errors.CLOSE_ROOM_MOVED
-        attachment.sink.close(code, str(header["reason"]))
+        elif code == errors.CLOSE_GOING_AWAY:
+            # The owner is shutting down, not this backend: the room moves, the client
+            # rejoins here or anywhere (docs/cluster.md).
+            code, reason = errors.CLOSE_ROOM_MOVED, "room-moved: the room's owner is shutting down; rejoin"
+        if not 1000 <= code <= 4999:
+            code = errors.CLOSE_ROOM_MOVED
+        attachment.sink.close(code, reason)
 
     def _answer_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
         entry = self.pending.get(header["a"])
@@ -290,11 +385,13 @@ class Relays:
         if self.link.open_epoch(room_id) != epoch:  # not (or no longer) ours under that epoch
             self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
             return
-        sink = RemoteSink(self.link.publish, reply_to, att_id, epoch, client_id)
+        sink = RemoteSink(self.link.publish, reply_to, att_id, epoch, client_id, self.backend_id)
         owned = self.owned[(edge, att_id)] = OwnedAttachment(room_id, client_id, sink)
-        assert self.hub is not None
         reply: LoopFuture[Joined] = LoopFuture()
-        self.hub.tell(Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None))
+        if not self._tell_hub(Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None),
+                              reply_to, att_id):
+            self.owned.pop((edge, att_id), None)
+            return
         self._answer_when_done(reply, reply_to, att_id, (edge, att_id), owned)
 
     def _reserve_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
@@ -305,10 +402,21 @@ class Relays:
         if self.link.open_epoch(room_id) != epoch:  # not (or no longer) ours under that epoch
             self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
             return
-        assert self.hub is not None
         reply: LoopFuture[None] = LoopFuture()
-        self.hub.tell(Reserve(room_id, client_id, reply, int(proof) if proof is not None else None))
+        if not self._tell_hub(Reserve(room_id, client_id, reply, int(proof) if proof is not None else None),
+                              reply_to, att_id):
+            return
         self._answer_when_done(reply, reply_to, att_id, None, None)
+
+    def _tell_hub(self, message: Connect | Reserve, reply_to: str, att_id: str) -> bool:
+        """False (and the edge refused with shutting-down) if the Hub has stopped."""
+        try:
+            assert self.hub is not None
+            self.hub.tell(message)
+        except pykka.ActorDeadError:  # this backend is shutting down: the client rejoins elsewhere
+            self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": errors.ShuttingDown.code}))
+            return False
+        return True
 
     def _answer_when_done(self, reply: LoopFuture[Any], reply_to: str, att_id: str, key: tuple[str, str] | None,
                           owned: OwnedAttachment | None) -> None:
@@ -322,14 +430,17 @@ class Relays:
                                                  "message": refused.detail}))
                 return
             except TimeoutError:
-                if key is not None and owned is not None:
+                if key is not None and self.owned.get(key) is owned:
                     self.drop_owned(key)
                 self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": errors.RoomUnavailable.code}))
                 return
             if owned is not None and key is not None:
                 if self.owned.get(key) is not owned:  # it left (or the link dropped) meanwhile
                     if isinstance(result, Joined):
-                        result.room.tell(Disconnect(owned.room_id, owned.client_id, owned.sink))
+                        try:
+                            result.room.tell(Disconnect(owned.room_id, owned.client_id, owned.sink))
+                        except pykka.ActorDeadError:
+                            pass  # the room is gone, and the member with it
                     return
                 owned.room = result.room
             self.link.publish(reply_to, envelope({"k": JOINED, "a": att_id}))
@@ -339,8 +450,16 @@ class Relays:
         task.add_done_callback(self.tasks.discard)
 
     def _relay_in(self, header: dict[str, Any], payload: bytes) -> None:
-        owned = self.owned.get((str(header["b"]), str(header["a"])))
-        if owned is None or owned.room is None:
+        edge, att_id = str(header["b"]), str(header["a"])
+        owned = self.owned.get((edge, att_id))
+        if owned is None:
+            # Not (or no longer) a member here: we dropped it while our link was down, or
+            # its room moved. Its socket must not stay open talking to nobody.
+            self.cm.dropped("unknown-attachment")
+            if self._first_answer(edge, att_id):
+                self._close_to(edge, att_id)
+            return
+        if owned.room is None:  # cannot happen: the edge waits for our JOINED first
             self.cm.dropped("unknown-attachment")
             return
         to = header.get("to")
@@ -359,7 +478,9 @@ class Relays:
     def drop_owned(self, key: tuple[str, str], abnormal: bool = True) -> None:
         """A remote member left, or its backend is unreachable (abnormal: its seat is
         held for the reconnect grace, as for a dropped socket)."""
-        owned = self.owned.pop(key)
+        owned = self.owned.pop(key, None)
+        if owned is None:
+            return
         owned.sink.closed = True  # nothing more can reach it
         message = Disconnect(owned.room_id, owned.client_id, owned.sink, abnormal=abnormal)
         try:

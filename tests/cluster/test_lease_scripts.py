@@ -1,17 +1,22 @@
-"""transport/cluster.py's Redis side against a real redis-server: the lease scripts, the
-publish queue's bound."""
+"""transport/cluster.py's Redis side against a real redis-server, in this process: the
+lease scripts, claims, the publish queue's bound, the channel reader."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
+from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from actors.ids import RoomId
+from actors.ownership import Local, envelope
 from metrics.signaling import SignalingMetrics
 from tests.cluster.conftest import RedisServer
-from tests.support import make_settings
+from tests.support import make_settings, scaled
 from transport import cluster as cluster_module
 from transport.cluster import CLAIM, REASSERT, RELEASE, RENEW
 
@@ -50,6 +55,12 @@ async def test_claim_renew_release_reassert(redis_server: RedisServer) -> None:
         assert (await claim(keys=[LEASE, EPOCH], args=["C", 5000, 0]))[0] == 0
         await client.delete(LEASE)
         assert await claim(keys=[LEASE, EPOCH], args=["C", 5000, 0]) == [1, 51]
+        # A leftover lease of the claimant's own id is adopted under a new epoch; a lease
+        # of an id that merely starts like ours is not.
+        assert await claim(keys=[LEASE, EPOCH], args=["C", 5000, 0]) == [1, 52]
+        assert await client.get(LEASE) == b"C 52"
+        assert await claim(keys=[LEASE, EPOCH], args=["", 5000, 0]) == [0, b"C 52"]
+        assert await claim(keys=[LEASE, EPOCH], args=["C:", 5000, 0]) == [0, b"C 52"]
     finally:
         await client.aclose()
 
@@ -63,8 +74,9 @@ async def test_a_publish_queue_that_redis_does_not_drain_counts_as_a_lost_link(r
         assert cluster.up
         redis_server.signal(signal.SIGSTOP)  # Redis stalls: nothing drains
         try:
-            for i in range(cluster_module.OUTBOX_LIMIT + 2):
-                cluster.publish("signaling:backend:nobody", b"x")
+            frame = b"x" * 65536
+            for i in range(cluster_module.OUTBOX_LIMIT_BYTES // len(frame) + 2):
+                cluster.publish("signaling:backend:nobody", frame)
                 if i == 0:
                     await asyncio.sleep(0)  # the first pipeline is now in flight, and stuck
             assert not cluster.up  # remote clients were closed with 4502; reconnecting
@@ -74,3 +86,78 @@ async def test_a_publish_queue_that_redis_does_not_drain_counts_as_a_lost_link(r
             redis_server.signal(signal.SIGCONT)
     finally:
         await cluster.close()
+
+
+def in_process_cluster(redis_server: RedisServer, **settings: Any) -> tuple[cluster_module.Cluster, CollectorRegistry]:
+    registry = CollectorRegistry()
+    return cluster_module.make_cluster(make_settings(redis=redis_server.url, secret="s" * 32, **settings),
+                                       SignalingMetrics(registry), 0), registry
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll state of this process that has no event to await (the link's reconnect)."""
+    deadline = time.monotonic() + scaled(timeout)
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_leftover_lease_of_our_own_is_adopted_not_refused(redis_server: RedisServer) -> None:
+    cluster, registry = in_process_cluster(redis_server)
+    await cluster.start()
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        # The room was reaped while the link was down: its release never reached Redis.
+        await client.set("signaling:lease:left", f"{cluster.backend_id} 5", px=60000)
+        await client.set(EPOCH, 5)
+        route = await cluster._route(RoomId("left"))
+        assert route == Local(6)  # ours, under a new epoch that fences the old one
+        assert await client.get("signaling:lease:left") == f"{cluster.backend_id} 6".encode()
+        assert cluster.may_deliver(RoomId("left"))
+    finally:
+        await client.aclose()
+        await cluster.close()
+
+
+async def test_concurrent_joins_on_one_backend_claim_a_room_once(redis_server: RedisServer) -> None:
+    cluster, registry = in_process_cluster(redis_server)
+    await cluster.start()
+    try:
+        routes = await asyncio.gather(*(cluster._route(RoomId("race")) for _ in range(5)))
+        assert len(set(routes)) == 1 and isinstance(routes[0], Local)
+        assert registry.get_sample_value("signaling_cluster_lease_events_total", {"event": "claimed"}) == 1
+    finally:
+        await cluster.close()
+
+
+async def test_a_reader_that_fails_on_a_message_counts_as_a_lost_link_and_reconnects(
+        redis_server: RedisServer) -> None:
+    cluster, _ = in_process_cluster(redis_server)
+    await cluster.start()
+    client = aioredis.Redis.from_url(redis_server.url)
+
+    def broken(header: dict[str, Any], payload: bytes) -> bool:
+        raise RuntimeError("a bug in a handler")
+
+    try:
+        reader = cluster.reader
+        cluster.relays.handle = broken  # type: ignore[method-assign]
+        assert await client.publish(cluster.channel, envelope({"k": "R"})) == 1
+        # Not a silently dead reader behind a link that says up: the link was declared
+        # lost (remote clients get 4502) and came back with a new reader.
+        await until(lambda: cluster.reader is not reader and cluster.up)
+        assert reader is not None and reader.done()
+    finally:
+        await client.aclose()
+        await cluster.close()
+
+
+def test_a_stalled_redis_is_declared_lost_before_any_lease_can_run_out() -> None:
+    # Derived from --lease-ttl: a renewal sent just before the stall, the next tick's
+    # PING, and its timeout all fit within the lease's certain validity, whatever the TTL.
+    from actors.ownership import RENEWALS_PER_TTL, VALID_SHARE
+
+    for ttl in (0.3, 1.0, 1.5, 3.0, 10.0, 60.0):
+        interval = ttl / RENEWALS_PER_TTL
+        assert interval + cluster_module.redis_timeout(ttl) < VALID_SHARE * ttl, ttl
+        assert cluster_module.redis_timeout(ttl) <= cluster_module.TIMEOUT_MAX

@@ -130,7 +130,9 @@ async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_n
                     await asyncio.to_thread(backends[i].proc.wait, scaled(15))
                     assert backends[i].proc.returncode == 0
                     backends[i] = start_backend(stack, redis_server, port)
+                    deadline = time.monotonic() + scaled(40)
                     while counts["ok"] < before + 10:  # calls keep completing between restarts
+                        assert time.monotonic() < deadline, f"calls stopped completing: {counts}"
                         await asyncio.sleep(0.05)
             finally:
                 stop.set()
