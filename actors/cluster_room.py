@@ -76,8 +76,9 @@ class ClusterRoom(Room):
     def _lose(self) -> None:
         sinks = self.state.close_all()
         if sinks:
-            logger.warning("lease lost: closing %d members with %d", len(sinks), CLOSE_ROOM_MOVED,
-                           extra={"room": self.room_id})
+            logger.warning(
+                "lease lost: closing %d members with %d", len(sinks), CLOSE_ROOM_MOVED, extra={"room": self.room_id}
+            )
         for sink in sinks:
             sink.close(CLOSE_ROOM_MOVED, "room-moved: the room moved; rejoin")
         self.offers.clear()

@@ -103,8 +103,12 @@ class LeaseTable:
     def lost(self, room_id: RoomId, epoch: int | None = None) -> bool:
         """Redis says the lease is not ours (or it ran out): True if that is news."""
         lease = self.leases.get(room_id)
-        if lease is None or (epoch is not None and lease.epoch != epoch) or lease.state is not LeaseState.HELD and \
-                lease.state is not LeaseState.SUSPENDED:
+        if (
+            lease is None
+            or (epoch is not None and lease.epoch != epoch)
+            or lease.state is not LeaseState.HELD
+            and lease.state is not LeaseState.SUSPENDED
+        ):
             return False
         lease.state = LeaseState.LOST
         return True
@@ -127,15 +131,21 @@ class LeaseTable:
     def overdue(self, now: float) -> list[RoomId]:
         """Held or suspended leases past their certain validity (nobody renewed them: we
         were paused, the loop stalled, or Redis was unreachable): lost from now on."""
-        late = [room for room, lease in self.leases.items()
-                if lease.state in (LeaseState.HELD, LeaseState.SUSPENDED) and now >= lease.valid_until]
+        late = [
+            room
+            for room, lease in self.leases.items()
+            if lease.state in (LeaseState.HELD, LeaseState.SUSPENDED) and now >= lease.valid_until
+        ]
         for room in late:
             self.leases[room].state = LeaseState.LOST
         return late
 
     def to_renew(self) -> list[tuple[RoomId, int]]:
-        return [(room, lease.epoch) for room, lease in self.leases.items()
-                if lease.state in (LeaseState.HELD, LeaseState.SUSPENDED)]
+        return [
+            (room, lease.epoch)
+            for room, lease in self.leases.items()
+            if lease.state in (LeaseState.HELD, LeaseState.SUSPENDED)
+        ]
 
     def start_release(self, room_id: RoomId) -> int | None:
         """The room was reaped: the epoch to compare-and-delete, or None if nothing to release."""
@@ -155,8 +165,11 @@ class LeaseTable:
 
     def drain(self) -> list[tuple[RoomId, int]]:
         """SIGTERM: stop every room delivering at once; returns the leases to release."""
-        out = [(room, lease.epoch) for room, lease in self.leases.items()
-               if lease.state in (LeaseState.HELD, LeaseState.SUSPENDED)]
+        out = [
+            (room, lease.epoch)
+            for room, lease in self.leases.items()
+            if lease.state in (LeaseState.HELD, LeaseState.SUSPENDED)
+        ]
         self.leases.clear()
         return out
 
@@ -251,4 +264,4 @@ def open_envelope(message: bytes) -> tuple[dict[str, Any], bytes]:
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

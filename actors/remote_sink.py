@@ -19,8 +19,9 @@ Publish = Callable[[str, bytes], None]
 class RemoteSink:
     __slots__ = ("_prefix", "_publish", "attachment", "channel", "client_id", "closed", "epoch")
 
-    def __init__(self, publish: Publish, channel: str, attachment: str, epoch: int, client_id: str,
-                 owner: str = "") -> None:
+    def __init__(
+        self, publish: Publish, channel: str, attachment: str, epoch: int, client_id: str, owner: str = ""
+    ) -> None:
         self._publish = publish
         self.channel = channel
         self.attachment = attachment
@@ -40,5 +41,6 @@ class RemoteSink:
         if self.closed:
             return
         self.closed = True
-        self._publish(self.channel, envelope({"k": CLOSE, "a": self.attachment, "e": self.epoch,
-                                              "code": code, "reason": reason}))
+        self._publish(
+            self.channel, envelope({"k": CLOSE, "a": self.attachment, "e": self.epoch, "code": code, "reason": reason})
+        )

@@ -97,8 +97,12 @@ def server_command(kind: str, ping_interval: float) -> tuple[tuple[str, ...], li
 def start_server(kind: str, ping_interval: float, workdir: Path) -> Iterator[ServerProc]:
     program, args = server_command(kind, ping_interval)
     try:
-        with launch(*args, program=program, env=SERVICE_ENV if kind == "service" else {},
-                    log_path=workdir / f"{kind}-{time.monotonic_ns()}.log") as server:
+        with launch(
+            *args,
+            program=program,
+            env=SERVICE_ENV if kind == "service" else {},
+            log_path=workdir / f"{kind}-{time.monotonic_ns()}.log",
+        ) as server:
             yield server
     except LaunchError as exc:
         raise BenchError(f"{kind}: {exc}") from None
@@ -109,8 +113,13 @@ def start_server(kind: str, ping_interval: float, workdir: Path) -> Iterator[Ser
 
 class GeneratorProc:
     def __init__(self, port: int) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "loadgen.py"), str(port)], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "loadgen.py"), str(port)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def call(self, timeout: float, **command: Any) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -178,8 +187,9 @@ def run_connect(gen: GeneratorProc, server: ServerProc, n: int, cfg: argparse.Na
 
 def run_relay(gen: GeneratorProc, server: ServerProc, rate: int, cfg: argparse.Namespace) -> dict[str, Any]:
     cpu0, t0 = server.cpu_seconds(), time.monotonic()
-    reply = gen.call(cfg.relay_seconds + 120, cmd="relay", rate=rate, seconds=cfg.relay_seconds,
-                     size=cfg.size, drain=cfg.drain)
+    reply = gen.call(
+        cfg.relay_seconds + 120, cmd="relay", rate=rate, seconds=cfg.relay_seconds, size=cfg.size, drain=cfg.drain
+    )
     cpu = server.cpu_seconds() - cpu0
     wall = time.monotonic() - t0
     server.check_alive()
@@ -204,8 +214,13 @@ def run_relay(gen: GeneratorProc, server: ServerProc, rate: int, cfg: argparse.N
 
 def run_setups(gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace) -> dict[str, Any]:
     cpu0, t0 = server.cpu_seconds(), time.monotonic()
-    reply = gen.call(cfg.setup_seconds + 120, cmd="setups", seconds=cfg.setup_seconds,
-                     concurrency=cfg.setup_concurrency, size=cfg.size)
+    reply = gen.call(
+        cfg.setup_seconds + 120,
+        cmd="setups",
+        seconds=cfg.setup_seconds,
+        concurrency=cfg.setup_concurrency,
+        size=cfg.size,
+    )
     cpu = server.cpu_seconds() - cpu0
     wall = time.monotonic() - t0
     server.check_alive()
@@ -247,8 +262,12 @@ def run_server(kind: str, cfg: argparse.Namespace, workdir: Path) -> dict[str, d
 
 
 def flatten(figures: dict[str, dict[str, Any]]) -> dict[str, float]:
-    return {f"{group}.{name}": value for group, values in figures.items() for name, value in values.items()
-            if isinstance(value, (int, float)) and value is not None}
+    return {
+        f"{group}.{name}": value
+        for group, values in figures.items()
+        for name, value in values.items()
+        if isinstance(value, (int, float)) and value is not None
+    }
 
 
 def summarize(runs: dict[str, list[dict[str, dict[str, Any]]]]) -> dict[str, dict[str, float | None]]:
@@ -273,17 +292,32 @@ def check_targets(summary: dict[str, dict[str, float | None]], cfg: argparse.Nam
         ("CPU per relayed message", f"relay_{low_rate}.cpu_s_per_10k", ratio, TARGET_CPU_PER_MSG, "x floor"),
         ("CPU per call setup", "setups.cpu_ms_per_setup", ratio, TARGET_CPU_PER_SETUP, "x floor"),
         ("RSS per connection", f"connect_{largest}.rss_kb_per_conn", ratio, TARGET_RSS_PER_CONN, "x floor"),
-        (f"p99 latency at {low_rate} msg/s, {largest} peers", f"relay_{low_rate}.p99_ms", service,
-         TARGET_P99_MS, "ms"),
+        (f"p99 latency at {low_rate} msg/s, {largest} peers", f"relay_{low_rate}.p99_ms", service, TARGET_P99_MS, "ms"),
     ]
     out = []
     for name, key, source, limit, unit in checks:
         value = source.get(key)
-        out.append({"target": name, "figure": key, "value": value, "limit": limit, "unit": unit,
-                    "met": value is not None and value <= limit})
+        out.append(
+            {
+                "target": name,
+                "figure": key,
+                "value": value,
+                "limit": limit,
+                "unit": unit,
+                "met": value is not None and value <= limit,
+            }
+        )
     lost = sum(service.get(f"relay_{r}.lost") or 0 for r in cfg.rates)
-    out.append({"target": "lost messages", "figure": "relay_*.lost", "value": lost, "limit": 0,
-                "unit": "messages", "met": lost == 0})
+    out.append(
+        {
+            "target": "lost messages",
+            "figure": "relay_*.lost",
+            "value": lost,
+            "limit": 0,
+            "unit": "messages",
+            "met": lost == 0,
+        }
+    )
     return out
 
 
@@ -301,21 +335,27 @@ def fmt(value: float | None) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     summary = result["summary"]
+    interval = result["config"]["ping_interval"]
+    pings = f"every {interval:g}s" if interval else "off"
     lines = [
         f"Benchmark {result['started']}: {result['machine']['cpu']} x{result['machine']['cores']}, "
         f"repeats={result['config']['repeats']} (medians), frames ~{result['config']['size']} B SDP, "
-        f"pings {'off' if not result['config']['ping_interval'] else 'every %gs' % result['config']['ping_interval']}",
+        f"pings {pings}",
         "",
         "| figure | floor | service | service/floor |",
         "| --- | ---: | ---: | ---: |",
     ]
     for key in summary["service"]:
-        lines.append(f"| {key} | {fmt(summary['floor'].get(key))} | {fmt(summary['service'][key])} | "
-                     f"{fmt(summary['ratio'].get(key))} |")
+        lines.append(
+            f"| {key} | {fmt(summary['floor'].get(key))} | {fmt(summary['service'][key])} | "
+            f"{fmt(summary['ratio'].get(key))} |"
+        )
     lines += ["", "| target | figure | value | limit | met |", "| --- | --- | ---: | ---: | --- |"]
     for check in result["targets"]:
-        lines.append(f"| {check['target']} | {check['figure']} | {fmt(check['value'])} {check['unit']} | "
-                     f"{check['limit']} | {'yes' if check['met'] else 'NO'} |")
+        lines.append(
+            f"| {check['target']} | {check['figure']} | {fmt(check['value'])} {check['unit']} | "
+            f"{check['limit']} | {'yes' if check['met'] else 'NO'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -331,8 +371,13 @@ def machine() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -349,9 +394,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="runs per server; figures are medians (default 3)")
     parser.add_argument("--size", type=int, default=1024, help="bytes of SDP per relayed frame (default 1024)")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for stragglers (default 5)")
-    parser.add_argument("--ping-interval", type=float, default=0.0,
-                        help="WebSocket ping interval given to both servers (default 0: off, so per-message "
-                             "figures count messages only)")
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=0.0,
+        help="WebSocket ping interval given to both servers (default 0: off, so per-message "
+        "figures count messages only)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.peers = [int(x) for x in (args.peers or ("200" if quick else "1000,5000,10000")).split(",")]

@@ -69,9 +69,23 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 @contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
-                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port)
         yield f"redis://127.0.0.1:{port}/0"
@@ -111,8 +125,10 @@ http {{
     include {workdir}/site.conf;
 }}
 """)
-    proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(workdir), "-c",
-                             str(workdir / "nginx.conf")], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port)
         yield port
@@ -135,8 +151,9 @@ def relay(gen: GeneratorProc, servers: list[ServerProc], rate: int, cfg: argpars
     crossed = sum(metric_sum(s, 'signaling_cluster_frames_total{direction="sent"}') for s in servers) - crossed0
     for s in servers:
         s.check_alive()
-    figures = {k: result[k] for k in ("sent", "received", "duplicates", "delivered_ratio", "achieved_rate",
-                                      "p50_ms", "p99_ms")}
+    figures = {
+        k: result[k] for k in ("sent", "received", "duplicates", "delivered_ratio", "achieved_rate", "p50_ms", "p99_ms")
+    }
     figures["server_cpu_s_per_10k"] = cpu / max(result["received"], 1) * 10_000
     figures["crossed_redis_share"] = crossed / max(result["sent"], 1)
     figures["generator_cpu_s"] = result["generator_cpu_s"]

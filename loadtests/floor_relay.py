@@ -63,8 +63,9 @@ class RelaySocket(WebSocketHandler):
         room = self.room = self.rooms.setdefault(room_id, {})
         peers = list(room)
         room[self.client_id] = self
-        self.write_message(encode({"type": "joined",
-                                   "data": {"roomId": room_id, "clientId": self.client_id, "peers": peers}}))
+        self.write_message(
+            encode({"type": "joined", "data": {"roomId": room_id, "clientId": self.client_id, "peers": peers}})
+        )
         joined = encode({"type": "peer-joined", "data": {"clientId": self.client_id}})
         for peer in peers:
             room[peer].send(joined)

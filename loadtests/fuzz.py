@@ -85,8 +85,10 @@ class Frames:
         if kind == "ice-candidate":
             data: dict[str, Any] = wire.candidate(r.randrange(1000))
         else:
-            data = {"type": kind if kind == "offer" else r.choice(("answer", "pranswer")),
-                    "sdp": wire.sdp(kind, r.choice((60, 300, 1200)))}
+            data = {
+                "type": kind if kind == "offer" else r.choice(("answer", "pranswer")),
+                "sdp": wire.sdp(kind, r.choice((60, 300, 1200))),
+            }
         if r.random() < 0.1:
             data["app"] = self.json_value(2)  # the peers' business: forwarded untouched
         frame: dict[str, Any] = {"type": kind, "data": data}
@@ -136,8 +138,9 @@ class Frames:
     def json_value(self, depth: int) -> Any:
         r = self.rng
         if depth <= 0 or r.random() < 0.4:
-            return r.choice((None, True, False, r.randrange(-10**6, 10**6), r.random() * 1e6, self.text(12),
-                             2**70, -0.0, 1e308))
+            return r.choice(
+                (None, True, False, r.randrange(-(10**6), 10**6), r.random() * 1e6, self.text(12), 2**70, -0.0, 1e308)
+            )
         if r.random() < 0.5:
             return [self.json_value(depth - 1) for _ in range(r.randrange(4))]
         return {self.text(6): self.json_value(depth - 1) for _ in range(r.randrange(4))}
@@ -151,8 +154,9 @@ class Frames:
         if alphabet == "controls":
             return "".join(chr(r.randrange(0, 32)) for _ in range(n))
         # Any code point but the surrogates (not encodable as UTF-8 text).
-        return "".join(chr(c if not 0xD800 <= c < 0xE000 else 0xFFFD) for c in
-                       (r.randrange(0x110000) for _ in range(n)))
+        return "".join(
+            chr(c if not 0xD800 <= c < 0xE000 else 0xFFFD) for c in (r.randrange(0x110000) for _ in range(n))
+        )
 
     def nested(self) -> str:
         n = self.rng.choice((10, 100, 1000, 5000, 10000))
@@ -160,12 +164,25 @@ class Frames:
 
     def huge_number(self) -> str:
         r = self.rng
-        number = r.choice(("1e999", "-1e999", "9" * r.choice((20, 400, 5000)), "1" + "0" * 4000, "NaN",
-                           "Infinity", "-Infinity", "0." + "0" * 3000 + "1", str(2**64), "-0"))
+        number = r.choice(
+            (
+                "1e999",
+                "-1e999",
+                "9" * r.choice((20, 400, 5000)),
+                "1" + "0" * 4000,
+                "NaN",
+                "Infinity",
+                "-Infinity",
+                "0." + "0" * 3000 + "1",
+                str(2**64),
+                "-0",
+            )
+        )
         if r.random() < 0.5:
             return number
         return json.dumps({"type": "ice-candidate", "to": "x", "data": {"candidate": "c"}}).replace(
-            '"c"}', f'"c", "sdpMLineIndex": {number}}}')
+            '"c"}', f'"c", "sdpMLineIndex": {number}}}'
+        )
 
 
 @dataclass
@@ -197,8 +214,9 @@ class FuzzClient:
 
     async def open(self) -> None:
         url = wire.ws_url(self.fuzz.port, self.room, self.client_id)
-        self.ws = await connect(url, compression=None, open_timeout=OPEN_TIMEOUT, close_timeout=10,
-                                max_size=None, max_queue=None)
+        self.ws = await connect(
+            url, compression=None, open_timeout=OPEN_TIMEOUT, close_timeout=10, max_size=None, max_queue=None
+        )
         first = json.loads(await asyncio.wait_for(self.ws.recv(), ANSWER_TIMEOUT))
         if first["type"] != "joined":
             raise RuntimeError(f"{self.client_id}: wanted joined, got {first}")
@@ -272,8 +290,9 @@ class Fuzzer:
 
     async def setup(self) -> None:
         for room in self.rooms:
-            status, body = await asyncio.to_thread(post, self.port, "/rooms/join",
-                                                   json.dumps({"roomId": room, "clientId": room + "-stub"}))
+            status, body = await asyncio.to_thread(
+                post, self.port, "/rooms/join", json.dumps({"roomId": room, "clientId": room + "-stub"})
+            )
             if status == 200:
                 self.stubs[room] = body["clientId"]
             members = [FuzzClient(self, room, self.new_id(room)) for _ in range(self.cfg.clients_per_room)]
@@ -318,8 +337,12 @@ class Fuzzer:
             # Over --max-frame-bytes but under the hard cap (4x): an error frame.
             return me, "too-large", json.dumps(f.valid(r.choice(others))) + " " * (MAX_FRAME_BYTES + 10), None
         if roll < 0.95:
-            return me, "from", json.dumps({**f.valid(r.choice(others)), "from": r.choice((me.client_id, "spoof"))}), \
-                None
+            return (
+                me,
+                "from",
+                json.dumps({**f.valid(r.choice(others)), "from": r.choice((me.client_id, "spoof"))}),
+                None,
+            )
         return me, "random-bytes-as-text", r.randbytes(r.randrange(1, 100)).decode("latin-1"), None
 
     async def kamikaze(self, n: int) -> None:
@@ -395,40 +418,53 @@ class Fuzzer:
         for n in range(count):
             roll = rng.random()
             if roll < 0.4:
-                body = rng.choice((
-                    rng.randbytes(rng.randrange(300)),
-                    json.dumps(frames.json_value(3)).encode(),
-                    json.dumps({"roomId": frames.text(70), "clientId": frames.text(10)}).encode(),
-                    json.dumps({"roomId": f"fzh{n}", "clientId": "a", "x": 1}).encode(),
-                    b"{" * 5000,
-                    b"x" * (MAX_FRAME_BYTES + 1),
-                ))
-                path = rng.choice(("/rooms/join", f"/rooms/{frames.text(10)}/join".replace(" ", "%20"),
-                                   "/rooms/fzh/join"))
-                request = (f"POST {quote_path(path)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+                body = rng.choice(
+                    (
+                        rng.randbytes(rng.randrange(300)),
+                        json.dumps(frames.json_value(3)).encode(),
+                        json.dumps({"roomId": frames.text(70), "clientId": frames.text(10)}).encode(),
+                        json.dumps({"roomId": f"fzh{n}", "clientId": "a", "x": 1}).encode(),
+                        b"{" * 5000,
+                        b"x" * (MAX_FRAME_BYTES + 1),
+                    )
+                )
+                path = rng.choice(
+                    ("/rooms/join", f"/rooms/{frames.text(10)}/join".replace(" ", "%20"), "/rooms/fzh/join")
+                )
+                request = (
+                    f"POST {quote_path(path)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                ).encode() + body
             elif roll < 0.7:
-                query = "&".join(f"{rng.choice(('roomId', 'clientId', 'ClientId', 'token', 'x', ''))}="
-                                 f"{urllib.parse.quote(frames.text(rng.choice((5, 70))))}"
-                                 for _ in range(rng.randrange(4)))
+                query = "&".join(
+                    f"{rng.choice(('roomId', 'clientId', 'ClientId', 'token', 'x', ''))}="
+                    f"{urllib.parse.quote(frames.text(rng.choice((5, 70))))}"
+                    for _ in range(rng.randrange(4))
+                )
                 await self.fuzz_query(query)
                 continue
             else:
-                request = rng.choice((
-                    (b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"),  # no key
-                    (b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     b"Sec-WebSocket-Version: 7\r\n\r\n"),  # wrong version
-                    b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade at all
-                    b"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-                    rng.randbytes(rng.randrange(1, 200)) + b"\r\n\r\n",
-                    b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-                    b"GET /healthz HTTP/1.1\r\n" + b"X-A: b\r\n" * 2000 + b"\r\n",
-                    b"DELETE /rooms/join HTTP/1.1\r\nHost: x\r\n\r\n",
-                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                ))
+                request = rng.choice(
+                    (
+                        (
+                            b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                        ),  # no key
+                        (
+                            b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            b"Sec-WebSocket-Version: 7\r\n\r\n"
+                        ),  # wrong version
+                        b"GET /ws?roomId=fzu&clientId=a HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade at all
+                        b"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                        rng.randbytes(rng.randrange(1, 200)) + b"\r\n\r\n",
+                        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                        b"GET /healthz HTTP/1.1\r\n" + b"X-A: b\r\n" * 2000 + b"\r\n",
+                        b"DELETE /rooms/join HTTP/1.1\r\nHost: x\r\n\r\n",
+                        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+                        b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                    )
+                )
             await self.raw_request(request)
 
     async def raw_request(self, request: bytes) -> None:
@@ -507,8 +543,7 @@ def scrape(metrics_port: int) -> dict[str, float]:
 
 def total(samples: dict[str, float], name: str, **match: str) -> float:
     want = [f'{k}="{v}"' for k, v in match.items()]
-    return sum(v for k, v in samples.items()
-               if (k == name or k.startswith(name + "{")) and all(w in k for w in want))
+    return sum(v for k, v in samples.items() if (k == name or k.startswith(name + "{")) and all(w in k for w in want))
 
 
 # -- the healthy pair, in its own process --
@@ -570,12 +605,19 @@ async def probe(port: int, room: str, rate: float, window: float) -> dict[str, A
     window_p99 = [(percentile(sorted(v), 0.99) or 0) * 1000 for _, v in sorted(windows.items())]
     ordered = sorted(s for _, s in latencies)
     return {
-        "sent": seq, "received": len(latencies), "lost": len(sent_at), "unexpected": bad[:5],
-        "p50_ms": (percentile(ordered, 0.5) or 0) * 1000, "p99_ms": (percentile(ordered, 0.99) or 0) * 1000,
-        "max_ms": (ordered[-1] if ordered else 0) * 1000, "window_seconds": window,
-        "worst_window_p99_ms": max(window_p99, default=0.0), "window_p99_ms": [round(v, 2) for v in window_p99],
+        "sent": seq,
+        "received": len(latencies),
+        "lost": len(sent_at),
+        "unexpected": bad[:5],
+        "p50_ms": (percentile(ordered, 0.5) or 0) * 1000,
+        "p99_ms": (percentile(ordered, 0.99) or 0) * 1000,
+        "max_ms": (ordered[-1] if ordered else 0) * 1000,
+        "window_seconds": window,
+        "worst_window_p99_ms": max(window_p99, default=0.0),
+        "window_p99_ms": [round(v, 2) for v in window_p99],
         # On a shared machine, the other processes' demand explains most bad windows.
-        "cpus": os.cpu_count(), "window_load_average": load,
+        "cpus": os.cpu_count(),
+        "window_load_average": load,
     }
 
 
@@ -597,8 +639,9 @@ def reconcile(m: dict[str, float], tally: Tally, probe_result: dict[str, Any]) -
     errors = total(m, "signaling_frame_errors_total")
     relayed = total(m, "signaling_relayed_frames_total")
     dropped = total(m, "signaling_inbound_dropped_total")
-    answered_by_room = sum(total(m, "signaling_messages_total", outcome="rejected", reason=r)
-                           for r in ("unknown-peer", "peer-queue-full"))
+    answered_by_room = sum(
+        total(m, "signaling_messages_total", outcome="rejected", reason=r) for r in ("unknown-peer", "peer-queue-full")
+    )
     delivered = total(m, "signaling_messages_total", outcome="delivered")
     outbound_dropped = total(m, "signaling_outbound_dropped_total")
     sent = sum(tally.sent.values())
@@ -607,8 +650,9 @@ def reconcile(m: dict[str, float], tally: Tally, probe_result: dict[str, Any]) -
         "frames_sent": sent + probe_result.get("sent", 0),
         "frames_received": received,
         "frame_errors": errors,
-        "relayed": {o: total(m, "signaling_relayed_frames_total", outcome=o) for o in ("delivered", "held",
-                                                                                       "rejected")},
+        "relayed": {
+            o: total(m, "signaling_relayed_frames_total", outcome=o) for o in ("delivered", "held", "rejected")
+        },
         "inbound_dropped": dropped,
         "server_identity_holds": received == errors + relayed + dropped,
         "every_frame_read": received == sent + probe_result.get("sent", 0),
@@ -622,20 +666,36 @@ def reconcile(m: dict[str, float], tally: Tally, probe_result: dict[str, Any]) -
         # machine's scheduling of the client processes is not in it), from its histogram.
         "server_relay_share_under_10ms": (
             total(m, "signaling_relay_latency_seconds_bucket", le="0.01")
-            / max(1.0, total(m, "signaling_relay_latency_seconds_count"))),
+            / max(1.0, total(m, "signaling_relay_latency_seconds_count"))
+        ),
     }
 
 
 async def fuzz(cfg: argparse.Namespace) -> dict[str, Any]:
-    with (tempfile.TemporaryDirectory(prefix="signaling-fuzz-") as tmp,
-          launch(*SERVER_ARGS, *(cfg.server_arg or []), log_path=Path(tmp) / "server.log") as server):
+    with (
+        tempfile.TemporaryDirectory(prefix="signaling-fuzz-") as tmp,
+        launch(*SERVER_ARGS, *(cfg.server_arg or []), log_path=Path(tmp) / "server.log") as server,
+    ):
         probe_proc = None
         try:
             # (Blocking calls before any of the fuzzer's work is on this loop.)
-            probe_proc = subprocess.Popen(  # noqa: ASYNC220
-                [sys.executable, "-m", "loadtests.fuzz", "--probe", str(server.port), "--probe-rate",
-                 str(cfg.probe_rate), "--window", str(cfg.window)],
-                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            probe_proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "loadtests.fuzz",
+                    "--probe",
+                    str(server.port),
+                    "--probe-rate",
+                    str(cfg.probe_rate),
+                    "--window",
+                    str(cfg.window),
+                ],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             # The load generator yields the CPU to the server and the healthy pair (which
             # started at normal priority): on a shared machine its own work must not
             # show up as the server's latency.
@@ -648,8 +708,7 @@ async def fuzz(cfg: argparse.Namespace) -> dict[str, Any]:
             probe_out, _ = await asyncio.to_thread(probe_proc.communicate, "stop\n", 60)
             probe_result = json.loads(probe_out)
             sent = sum(fuzzer.tally.sent.values()) + probe_result["sent"]
-            await wait_for(lambda: total(scrape(server.metrics_port), "signaling_frames_received_total") >= sent,
-                           60)
+            await wait_for(lambda: total(scrape(server.metrics_port), "signaling_frames_received_total") >= sent, 60)
 
             def settled() -> bool:
                 figures = reconcile(scrape(server.metrics_port), fuzzer.tally, probe_result)
@@ -678,7 +737,7 @@ async def fuzz(cfg: argparse.Namespace) -> dict[str, Any]:
         "every_delivery_arrived": figures["deliveries_seen"] == figures["deliveries_expected"],
         "no_delivery_outside_its_room": not tally.cross_room,
         "killers_counted": figures["closes"]["1002"] == killers["invalid-utf8"]
-                           and figures["closes"]["1009"] == killers["over-hard-cap"],
+        and figures["closes"]["1009"] == killers["over-hard-cap"],
         "no_http_5xx": not tally.http_5xx,
         "nothing_unexpected": not tally.unexpected,
         "healthy_pair_lost_nothing": probe_result["lost"] == 0 and not probe_result["unexpected"],

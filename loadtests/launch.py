@@ -34,8 +34,14 @@ class LaunchError(RuntimeError):
 class Launched:
     """A started server: its process, the ports it reported, and its log."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, metrics_port: int, log_path: Path,
-                 ready_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        port: int,
+        metrics_port: int,
+        log_path: Path,
+        ready_file: Path | None = None,
+    ) -> None:
         self.proc = proc
         self.port = port
         self.metrics_port = metrics_port
@@ -56,7 +62,7 @@ class Launched:
     def cpu_seconds(self) -> float:
         """user + sys CPU of the process so far, from /proc/PID/stat (fields 14 and 15)."""
         stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kb(self) -> int:
@@ -97,9 +103,15 @@ def wait_ready(proc: subprocess.Popen[bytes], ready_file: Path, log_path: Path, 
 
 
 @contextmanager
-def launch(*args: str, program: Sequence[str] = SERVICE, env: Mapping[str, str] | None = None,
-           log_path: Path | None = None, timeout: float = 30.0, kill_after: float = 15.0,
-           cwd: Path = ROOT) -> Iterator[Launched]:
+def launch(
+    *args: str,
+    program: Sequence[str] = SERVICE,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    timeout: float = 30.0,
+    kill_after: float = 15.0,
+    cwd: Path = ROOT,
+) -> Iterator[Launched]:
     """Run ``program`` (the service by default) with ``args``; yields once it is listening.
 
     ``--port 0 --metrics-port 0`` come first, so ``args`` can name a port of their own.
@@ -115,8 +127,14 @@ def launch(*args: str, program: Sequence[str] = SERVICE, env: Mapping[str, str] 
     cmd = [sys.executable, *program, *ports, "--ready-file", str(ready_file)]
     try:
         with log_file_path.open("wb") as log_file:
-            proc = subprocess.Popen([*cmd, *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=log_file, env={**os.environ, **(env or {})})
+            proc = subprocess.Popen(
+                [*cmd, *args],
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                env={**os.environ, **(env or {})},
+            )
         try:
             info = wait_ready(proc, ready_file, log_file_path, timeout)
             if info.get("pid") != proc.pid:

@@ -49,7 +49,8 @@ except ImportError:  # the generator's own speed only: the figures are the serve
     import types
 
     orjson = types.SimpleNamespace(  # type: ignore[assignment]
-        loads=json.loads, dumps=lambda obj: json.dumps(obj, separators=(",", ":")).encode())
+        loads=json.loads, dumps=lambda obj: json.dumps(obj, separators=(",", ":")).encode()
+    )
 
 FRAME_TIMEOUT = 10.0
 
@@ -70,10 +71,12 @@ class HttpConnection:
 
     async def post_json(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         if self.session is None:  # created on the running loop, as aiohttp requires
-            self.session = aiohttp.ClientSession(f"http://127.0.0.1:{self.port}",
-                                                 connector=aiohttp.TCPConnector(limit=1))
-        async with self.session.post(path, data=orjson.dumps(body),
-                                     headers={"Content-Type": "application/json"}) as response:
+            self.session = aiohttp.ClientSession(
+                f"http://127.0.0.1:{self.port}", connector=aiohttp.TCPConnector(limit=1)
+            )
+        async with self.session.post(
+            path, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+        ) as response:
             payload = await response.read()
             return response.status, orjson.loads(payload) if payload else None
 
@@ -122,8 +125,15 @@ class Generator:
         return wire.ws_url(self.port, room, client, token)
 
     async def open_ws(self, room: str, client: str, token: str = "") -> ClientConnection:
-        return await connect(self.ws_url(room, client, token), compression=None, ping_interval=None,
-                             open_timeout=30, close_timeout=5, max_size=1 << 20, max_queue=None)
+        return await connect(
+            self.ws_url(room, client, token),
+            compression=None,
+            ping_interval=None,
+            open_timeout=30,
+            close_timeout=5,
+            max_size=1 << 20,
+            max_queue=None,
+        )
 
     # -- connect / close --
 
@@ -132,8 +142,15 @@ class Generator:
         token = jwt.encode({"room": room, "sub": client, "exp": int(time.time()) + 3600}, secret) if secret else ""
         # With ``port``, this peer is on another backend (cluster mode: its frames cross Redis).
         url = wire.ws_url(port or self.port, room, client, token)
-        ws = await connect(url, compression=None, ping_interval=None, open_timeout=30, close_timeout=5,
-                           max_size=1 << 20, max_queue=None)
+        ws = await connect(
+            url,
+            compression=None,
+            ping_interval=None,
+            open_timeout=30,
+            close_timeout=5,
+            max_size=1 << 20,
+            max_queue=None,
+        )
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
         if frame["type"] != "joined":
             raise RuntimeError(f"wanted joined, got {frame['type']}")
@@ -166,8 +183,9 @@ class Generator:
         except ConnectionClosed:
             pass
 
-    async def cmd_connect(self, n: int, concurrency: int, prefix: str, secret: str = "",
-                          b_port: int = 0) -> dict[str, Any]:
+    async def cmd_connect(
+        self, n: int, concurrency: int, prefix: str, secret: str = "", b_port: int = 0
+    ) -> dict[str, Any]:
         semaphore = asyncio.Semaphore(concurrency)
         failures: list[str] = []
 
@@ -177,15 +195,19 @@ class Generator:
                 try:
                     a = await self.open_peer(room, "a", secret)
                     b = await self.open_peer(room, "b", secret, b_port)
-                except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+                except Exception as exc:
                     failures.append(repr(exc)[:200])
                     return
                 self.pairs.append((a, b))
 
         started = time.perf_counter()
         await asyncio.gather(*(open_room(i) for i in range(n // 2)))
-        return {"connected": 2 * len(self.pairs), "failed": len(failures), "failures": failures[:5],
-                "seconds": time.perf_counter() - started}
+        return {
+            "connected": 2 * len(self.pairs),
+            "failed": len(failures),
+            "failures": failures[:5],
+            "seconds": time.perf_counter() - started,
+        }
 
     async def cmd_close(self) -> dict[str, Any]:
         semaphore = asyncio.Semaphore(500)
@@ -224,8 +246,9 @@ class Generator:
                 a, b = pairs[i % len(pairs)]
                 if (i // len(pairs)) % 2:
                     a, b = b, a
-                text = orjson.dumps({"type": "offer", "to": b.client_id,
-                                     "data": {"type": "offer", "sdp": body, "seq": i}}).decode()
+                text = orjson.dumps(
+                    {"type": "offer", "to": b.client_id, "data": {"type": "offer", "sdp": body, "seq": i}}
+                ).decode()
                 run.sent_at[i] = time.perf_counter()
                 try:
                     await a.ws.send(text)
@@ -335,7 +358,7 @@ class Generator:
                 while time.perf_counter() < stop_at:
                     try:
                         times.append(await self.one_setup(http, offer, answer))
-                    except Exception as exc:  # noqa: BLE001 - counted and reported, the loop goes on
+                    except Exception as exc:
                         failures.append(repr(exc)[:200])
                         await http.close()
             finally:
@@ -372,7 +395,7 @@ async def serve(port: int) -> None:
         cpu0 = time.process_time()
         try:
             reply = await getattr(gen, f"cmd_{name}")(**command)
-        except Exception as exc:  # noqa: BLE001 - reported to bench.py, which stops the run
+        except Exception as exc:
             reply = {"error": repr(exc), "traceback": traceback.format_exc()}
         reply["generator_cpu_s"] = time.process_time() - cpu0
         sys.stdout.write(json.dumps(reply) + "\n")

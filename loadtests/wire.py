@@ -24,8 +24,11 @@ CANDIDATES = 10  # trickled each way in a call setup
 # Every load-tool peer dials from 127.0.0.1: lift the service's per-address limits
 # (meant for the internet, docs/security.md) so they measure nothing. Per-connection
 # limits keep their defaults.
-LIFTED_PER_ADDRESS = {"max_connections_per_ip": "1000000", "join_rate_per_ip": "1000000",
-                      "join_burst_per_ip": "1000000"}
+LIFTED_PER_ADDRESS = {
+    "max_connections_per_ip": "1000000",
+    "join_rate_per_ip": "1000000",
+    "join_burst_per_ip": "1000000",
+}
 
 
 def as_env(settings: Mapping[str, str]) -> dict[str, str]:
@@ -73,8 +76,11 @@ def sdp(kind: str = "offer", size: int = 0, seq: int = 0) -> str:
 
 def candidate(n: int) -> dict[str, Any]:
     """The ``data`` of an ``ice-candidate`` frame: a host candidate, distinct for each ``n``."""
-    return {"candidate": f"candidate:{n} 1 udp 2122260223 192.0.2.1 {50000 + n} typ host",
-            "sdpMid": "0", "sdpMLineIndex": 0}
+    return {
+        "candidate": f"candidate:{n} 1 udp 2122260223 192.0.2.1 {50000 + n} typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+    }
 
 
 def description(kind: str, text: str) -> dict[str, Any]:
@@ -160,16 +166,21 @@ def negotiation(a: str, b: str, offer: str, answer: str, candidates: int = CANDI
     ``a`` sends candidates 0..n-1, ``b`` 100..100+n-1, interleaved; each side must
     receive the other's in order and unaltered.
     """
-    yield Phase("offer->answer", (
-        Send("a", signal("offer", b, description("offer", offer))),
-        Expect("b", "offer", a, description("offer", offer)),
-        Send("b", signal("answer", a, description("answer", answer))),
-        Expect("a", "answer", b, description("answer", answer)),
-    ))
+    yield Phase(
+        "offer->answer",
+        (
+            Send("a", signal("offer", b, description("offer", offer))),
+            Expect("b", "offer", a, description("offer", offer)),
+            Send("b", signal("answer", a, description("answer", answer))),
+            Expect("a", "answer", b, description("answer", answer)),
+        ),
+    )
     sends: list[Step] = []
     for n in range(candidates):
-        sends += [Send("a", signal("ice-candidate", b, candidate(n))),
-                  Send("b", signal("ice-candidate", a, candidate(100 + n)))]
+        sends += [
+            Send("a", signal("ice-candidate", b, candidate(n))),
+            Send("b", signal("ice-candidate", a, candidate(100 + n))),
+        ]
     expects: list[Step] = [Expect("b", "ice-candidate", a, candidate(n)) for n in range(candidates)]
     expects += [Expect("a", "ice-candidate", b, candidate(100 + n)) for n in range(candidates)]
     yield Phase(f"ice {candidates}+{candidates}", (*sends, *expects))

@@ -40,11 +40,19 @@ class Peer:
         self.peers: list[str] = []
 
     @classmethod
-    def join(cls, base: str | int, room_id: str, client_id: str, token: str | None = None,
-             connect_timeout: float = 10.0, frame_timeout: float = 5.0) -> Peer:
+    def join(
+        cls,
+        base: str | int,
+        room_id: str,
+        client_id: str,
+        token: str | None = None,
+        connect_timeout: float = 10.0,
+        frame_timeout: float = 5.0,
+    ) -> Peer:
         """Connect (``base``: a port of 127.0.0.1 or an http(s) URL) and read the ``joined`` frame."""
-        ws = websocket.create_connection(wire.ws_url(base, room_id, client_id, token), timeout=connect_timeout,
-                                         enable_multithread=False)
+        ws = websocket.create_connection(
+            wire.ws_url(base, room_id, client_id, token), timeout=connect_timeout, enable_multithread=False
+        )
         peer = cls(ws, room_id, client_id)
         try:
             data = peer.expect("joined", timeout=frame_timeout)["data"]

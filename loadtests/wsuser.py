@@ -92,8 +92,9 @@ class SignalingUser(FastHttpUser):
         self.fire(name, started, None)
 
     @contextmanager
-    def scenario(self, name: str, deadline: float, peers: list[Peer] | None = None,
-                 keep: bool = False) -> Iterator[list[Peer]]:
+    def scenario(
+        self, name: str, deadline: float, peers: list[Peer] | None = None, keep: bool = False
+    ) -> Iterator[list[Peer]]:
         """Run one scenario under a deadline; yields the list of its peers.
 
         The peers are closed at the end, or only after a failure when ``keep`` is set
@@ -130,8 +131,9 @@ class SignalingUser(FastHttpUser):
         """
         room_id = room_id or new_id("lt")
         headers = {"Authorization": f"Bearer {API_KEY}"} if API_KEY else None
-        with self.client.post(f"/rooms/{room_id}/join", json={}, headers=headers, name="POST /rooms/[id]/join",
-                              catch_response=True) as response:
+        with self.client.post(
+            f"/rooms/{room_id}/join", json={}, headers=headers, name="POST /rooms/[id]/join", catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"status {response.status_code}: {(response.text or '')[:200]}")
                 raise StepFailed("POST /rooms/join")
@@ -146,8 +148,9 @@ class SignalingUser(FastHttpUser):
     def open_peer(self, joined: dict[str, Any], peers: list[Peer]) -> Peer:
         """WebSocket for a REST join's answer; timed until the ``joined`` frame arrives."""
         with self.measure("connect"):
-            peer = Peer.join(self.host, joined["roomId"], joined["clientId"], joined.get("token"),
-                             CONNECT_TIMEOUT, FRAME_TIMEOUT)
+            peer = Peer.join(
+                self.host, joined["roomId"], joined["clientId"], joined.get("token"), CONNECT_TIMEOUT, FRAME_TIMEOUT
+            )
             peers.append(peer)
         return peer
 

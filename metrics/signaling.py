@@ -34,15 +34,29 @@ MESSAGE_TYPES = ("offer", "answer", "ice-candidate")
 JOIN_PATHS = ("rest", "ws")
 # "ok" or the JoinRefused code the join was refused with.
 JOIN_OUTCOMES = (
-    "ok", "invalid-request", "unauthorized", "forbidden", "client-id-taken", "room-full", "server-full",
-    "shutting-down", "room-failed", "rate-limited", "room-moved",
+    "ok",
+    "invalid-request",
+    "unauthorized",
+    "forbidden",
+    "client-id-taken",
+    "room-full",
+    "server-full",
+    "shutting-down",
+    "room-failed",
+    "rate-limited",
+    "room-moved",
 )
 # What became of a relayed frame (RoomState.relay; the transport adds room-failed).
 DELIVERED, HELD, REJECTED = "delivered", "held", "rejected"
 REJECT_REASONS = ("stale-sender", "no-recipients", "unknown-peer", "peer-queue-full", "room-failed", "room-moved")
 # Frames the transport answers with an error frame before they reach a room.
 FRAME_ERROR_CODES = (
-    "invalid-json", "invalid-message", "binary-not-supported", "frame-too-large", "from-mismatch", "rate-limited",
+    "invalid-json",
+    "invalid-message",
+    "binary-not-supported",
+    "frame-too-large",
+    "from-mismatch",
+    "rate-limited",
 )
 # Close codes the server sends: shutdown, rate limit, slow reader, join refusals,
 # replaced, room failed.
@@ -104,92 +118,175 @@ class SignalingMetrics:
             return metric
 
         # Created with registry=None: _WithoutCreated registers them all at the end.
-        self._clients = add(Gauge(
-            "signaling_connected_clients", "WebSocket clients currently joined to a room", registry=None))
+        self._clients = add(
+            Gauge("signaling_connected_clients", "WebSocket clients currently joined to a room", registry=None)
+        )
         self._rooms = add(Gauge("signaling_rooms", "Room actors currently live", registry=None))
-        self._joins = add(Counter(
-            "signaling_joins_total",
-            "Join attempts by path (rest: POST /rooms/join, ws: WebSocket) and outcome (ok or the refusal code)",
-            ["path", "outcome"], registry=None))
-        self._frames_in = add(Counter(
-            "signaling_frames_received_total",
-            "Inbound WebSocket frames by message type ('invalid' when they failed to parse, 'unparsed' when "
-            "refused before parsing: rate-limited, or on a socket whose join was refused)",
-            ["type"], registry=None))
-        self._messages = add(Counter(
-            "signaling_messages_total",
-            "Relayed signaling messages by type and outcome: delivered (one per receiver), held for a peer "
-            "whose WebSocket has not arrived, or rejected (with the reason)",
-            ["type", "outcome", "reason"], registry=None))
-        self._frame_errors = add(Counter(
-            "signaling_frame_errors_total",
-            "Inbound frames answered with an error frame before reaching a room, by error code",
-            ["code"], registry=None))
-        self._closes = add(Counter(
-            "signaling_closes_total", "WebSocket connections closed by the server, by close code",
-            ["code"], registry=None))
-        self._relayed = add(Counter(
-            "signaling_relayed_frames_total",
-            "Inbound frames handed to a room, by what became of each: delivered (to at least one member), "
-            "held, or rejected (signaling_messages_total has the reason)",
-            ["outcome"], registry=None))
-        self._inbound_dropped = add(Counter(
-            "signaling_inbound_dropped_total",
-            "Inbound frames neither answered nor handed to a room, by reason (join-refused)",
-            ["reason"], registry=None))
-        self._proxy_headers = add(Counter(
-            "signaling_untrusted_proxy_headers_total",
-            "Requests (REST joins, WebSocket upgrades) carrying X-Real-IP or X-Forwarded-For while "
-            "--trust-proxy is off: the header was ignored, the client IP is the TCP peer's",
-            registry=None))
-        self._outbound_dropped = add(Counter(
-            "signaling_outbound_dropped_total",
-            "Frames for a client that could not be written, by reason (connection-closed, slow-reader)",
-            ["reason"], registry=None))
-        self._slow_readers = add(Counter(
-            "signaling_slow_reader_disconnects_total",
-            "Clients closed (1013) because their outbound buffer filled up", registry=None))
-        self._drops = add(Counter(
-            "signaling_abnormal_disconnects_total",
-            "Clients whose connection ended without a close handshake (network loss, ping timeout); "
-            "their seat is held for the reconnect grace", registry=None))
-        self._seats = add(Counter(
-            "signaling_held_seats_total",
-            "How held seats ended: resumed (the client came back in time) or expired (peer-left sent)",
-            ["outcome"], registry=None))
-        self._replaced = add(Counter(
-            "signaling_replaced_connections_total",
-            "Connections taken over (4410) by a newer connection of the same client with a valid token",
-            registry=None))
-        self._held_expired = add(Counter(
-            "signaling_held_expired_total",
-            "Held frames dropped because their receiver's seat expired before its WebSocket came", registry=None))
-        self._room_failures = add(Counter(
-            "signaling_room_failures_total", "Room actors that crashed (their clients were closed with 4500)",
-            registry=None))
-        self._room_peak = add(Histogram(
-            "signaling_room_peak_members", "Most members a room had at once, observed when the room closes",
-            buckets=ROOM_SIZE_BUCKETS, registry=None))
-        self._relay_latency = add(Histogram(
-            "signaling_relay_latency_seconds",
-            "Time from a frame being received to it being handed to the receiver's socket",
-            buckets=LATENCY_BUCKETS, registry=None))
-        self._call_setup = add(Histogram(
-            "signaling_call_setup_seconds",
-            "Time from an offer being received to its answer being delivered back, per pair of peers",
-            buckets=CALL_SETUP_BUCKETS, registry=None))
-        self._mailbox = add(Gauge(
-            "signaling_room_mailbox_max_depth", "Messages waiting in the fullest room mailbox, at scrape time",
-            registry=None))
-        self._hub_mailbox = add(Gauge(
-            "signaling_hub_mailbox_depth",
-            "Messages waiting in the Hub's mailbox (every join passes it), at scrape time",
-            registry=None))
+        self._joins = add(
+            Counter(
+                "signaling_joins_total",
+                "Join attempts by path (rest: POST /rooms/join, ws: WebSocket) and outcome (ok or the refusal code)",
+                ["path", "outcome"],
+                registry=None,
+            )
+        )
+        self._frames_in = add(
+            Counter(
+                "signaling_frames_received_total",
+                "Inbound WebSocket frames by message type ('invalid' when they failed to parse, 'unparsed' when "
+                "refused before parsing: rate-limited, or on a socket whose join was refused)",
+                ["type"],
+                registry=None,
+            )
+        )
+        self._messages = add(
+            Counter(
+                "signaling_messages_total",
+                "Relayed signaling messages by type and outcome: delivered (one per receiver), held for a peer "
+                "whose WebSocket has not arrived, or rejected (with the reason)",
+                ["type", "outcome", "reason"],
+                registry=None,
+            )
+        )
+        self._frame_errors = add(
+            Counter(
+                "signaling_frame_errors_total",
+                "Inbound frames answered with an error frame before reaching a room, by error code",
+                ["code"],
+                registry=None,
+            )
+        )
+        self._closes = add(
+            Counter(
+                "signaling_closes_total",
+                "WebSocket connections closed by the server, by close code",
+                ["code"],
+                registry=None,
+            )
+        )
+        self._relayed = add(
+            Counter(
+                "signaling_relayed_frames_total",
+                "Inbound frames handed to a room, by what became of each: delivered (to at least one member), "
+                "held, or rejected (signaling_messages_total has the reason)",
+                ["outcome"],
+                registry=None,
+            )
+        )
+        self._inbound_dropped = add(
+            Counter(
+                "signaling_inbound_dropped_total",
+                "Inbound frames neither answered nor handed to a room, by reason (join-refused)",
+                ["reason"],
+                registry=None,
+            )
+        )
+        self._proxy_headers = add(
+            Counter(
+                "signaling_untrusted_proxy_headers_total",
+                "Requests (REST joins, WebSocket upgrades) carrying X-Real-IP or X-Forwarded-For while "
+                "--trust-proxy is off: the header was ignored, the client IP is the TCP peer's",
+                registry=None,
+            )
+        )
+        self._outbound_dropped = add(
+            Counter(
+                "signaling_outbound_dropped_total",
+                "Frames for a client that could not be written, by reason (connection-closed, slow-reader)",
+                ["reason"],
+                registry=None,
+            )
+        )
+        self._slow_readers = add(
+            Counter(
+                "signaling_slow_reader_disconnects_total",
+                "Clients closed (1013) because their outbound buffer filled up",
+                registry=None,
+            )
+        )
+        self._drops = add(
+            Counter(
+                "signaling_abnormal_disconnects_total",
+                "Clients whose connection ended without a close handshake (network loss, ping timeout); "
+                "their seat is held for the reconnect grace",
+                registry=None,
+            )
+        )
+        self._seats = add(
+            Counter(
+                "signaling_held_seats_total",
+                "How held seats ended: resumed (the client came back in time) or expired (peer-left sent)",
+                ["outcome"],
+                registry=None,
+            )
+        )
+        self._replaced = add(
+            Counter(
+                "signaling_replaced_connections_total",
+                "Connections taken over (4410) by a newer connection of the same client with a valid token",
+                registry=None,
+            )
+        )
+        self._held_expired = add(
+            Counter(
+                "signaling_held_expired_total",
+                "Held frames dropped because their receiver's seat expired before its WebSocket came",
+                registry=None,
+            )
+        )
+        self._room_failures = add(
+            Counter(
+                "signaling_room_failures_total",
+                "Room actors that crashed (their clients were closed with 4500)",
+                registry=None,
+            )
+        )
+        self._room_peak = add(
+            Histogram(
+                "signaling_room_peak_members",
+                "Most members a room had at once, observed when the room closes",
+                buckets=ROOM_SIZE_BUCKETS,
+                registry=None,
+            )
+        )
+        self._relay_latency = add(
+            Histogram(
+                "signaling_relay_latency_seconds",
+                "Time from a frame being received to it being handed to the receiver's socket",
+                buckets=LATENCY_BUCKETS,
+                registry=None,
+            )
+        )
+        self._call_setup = add(
+            Histogram(
+                "signaling_call_setup_seconds",
+                "Time from an offer being received to its answer being delivered back, per pair of peers",
+                buckets=CALL_SETUP_BUCKETS,
+                registry=None,
+            )
+        )
+        self._mailbox = add(
+            Gauge(
+                "signaling_room_mailbox_max_depth",
+                "Messages waiting in the fullest room mailbox, at scrape time",
+                registry=None,
+            )
+        )
+        self._hub_mailbox = add(
+            Gauge(
+                "signaling_hub_mailbox_depth",
+                "Messages waiting in the Hub's mailbox (every join passes it), at scrape time",
+                registry=None,
+            )
+        )
         # Leak watch (issue 10): each should return to its idle value when the load stops.
-        self._actors = add(Gauge(
-            "signaling_actors",
-            "Actors in Pykka's registry (the Hub plus one per live room), at scrape time",
-            registry=None))
+        self._actors = add(
+            Gauge(
+                "signaling_actors",
+                "Actors in Pykka's registry (the Hub plus one per live room), at scrape time",
+                registry=None,
+            )
+        )
         self._threads = add(Gauge("signaling_threads", "Threads in the process, at scrape time", registry=None))
         self._build = add(Info("signaling_build", "Version of the signaling service", registry=None))
         self._build.info({"version": version})
@@ -316,12 +413,18 @@ class SignalingMetrics:
         self._actors.set_function(actors)
         self._threads.set_function(threads)
 
+
 # -- cluster mode (--redis): registered only when it is on, so one process exports none --
 
 CLUSTER_DIRECTIONS = ("sent", "received")
 # Why a cross-backend message was not delivered (docs/cluster.md).
 CLUSTER_DROP_REASONS = (
-    "link-down", "publish-failed", "no-subscriber", "stale-epoch", "unknown-attachment", "malformed",
+    "link-down",
+    "publish-failed",
+    "no-subscriber",
+    "stale-epoch",
+    "unknown-attachment",
+    "malformed",
 )
 LEASE_EVENTS = ("claimed", "released", "lost", "renew-failed")
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
@@ -337,27 +440,49 @@ class ClusterMetrics:
             own.append(metric)
             return metric
 
-        self._frames = add(Counter(
-            "signaling_cluster_frames_total",
-            "Messages between backends through Redis (frames relayed for a client on another backend, and "
-            "their joins and leaves), by direction: sent or received", ["direction"], registry=None))
-        self._dropped = add(Counter(
-            "signaling_cluster_frames_dropped_total",
-            "Cross-backend messages not delivered, by reason (link-down, publish-failed, no-subscriber, "
-            "stale-epoch, unknown-attachment, malformed); the affected clients are closed with 4502",
-            ["reason"], registry=None))
-        self._leases = add(Counter(
-            "signaling_cluster_lease_events_total",
-            "Room lease events on this backend: claimed, released, lost (taken over or expired unrenewed), "
-            "renew-failed (Redis unreachable while the lease was valid)", ["event"], registry=None))
-        self._leases_held = add(Gauge(
-            "signaling_cluster_leases", "Room leases this backend holds", registry=None))
-        self._roundtrip = add(Histogram(
-            "signaling_redis_roundtrip_seconds",
-            "Time from sending a command or pipeline to Redis to its answer", buckets=REDIS_BUCKETS, registry=None))
-        self._up = add(Gauge(
-            "signaling_redis_up", "1 while this backend's Redis link (commands and its channel) is up, else 0",
-            registry=None))
+        self._frames = add(
+            Counter(
+                "signaling_cluster_frames_total",
+                "Messages between backends through Redis (frames relayed for a client on another backend, and "
+                "their joins and leaves), by direction: sent or received",
+                ["direction"],
+                registry=None,
+            )
+        )
+        self._dropped = add(
+            Counter(
+                "signaling_cluster_frames_dropped_total",
+                "Cross-backend messages not delivered, by reason (link-down, publish-failed, no-subscriber, "
+                "stale-epoch, unknown-attachment, malformed); the affected clients are closed with 4502",
+                ["reason"],
+                registry=None,
+            )
+        )
+        self._leases = add(
+            Counter(
+                "signaling_cluster_lease_events_total",
+                "Room lease events on this backend: claimed, released, lost (taken over or expired unrenewed), "
+                "renew-failed (Redis unreachable while the lease was valid)",
+                ["event"],
+                registry=None,
+            )
+        )
+        self._leases_held = add(Gauge("signaling_cluster_leases", "Room leases this backend holds", registry=None))
+        self._roundtrip = add(
+            Histogram(
+                "signaling_redis_roundtrip_seconds",
+                "Time from sending a command or pipeline to Redis to its answer",
+                buckets=REDIS_BUCKETS,
+                registry=None,
+            )
+        )
+        self._up = add(
+            Gauge(
+                "signaling_redis_up",
+                "1 while this backend's Redis link (commands and its channel) is up, else 0",
+                registry=None,
+            )
+        )
         for direction in CLUSTER_DIRECTIONS:
             self._frames.labels(direction)
         for reason in CLUSTER_DROP_REASONS:

@@ -48,6 +48,8 @@ def outlived(baseline: Counter[str], cycles: int) -> str:
         return ""
     gc.collect()
     in_cycles = leaked - (own_objects() - baseline)
-    return (f"after {cycles} cycles these objects of ours are still alive: {dict(leaked.most_common())}; "
-            f"of them, only reference cycles kept alive {dict(in_cycles.most_common()) or 'none'} "
-            "(freed by a full collection alone, which tune_gc makes rare); the rest are still referenced")
+    return (
+        f"after {cycles} cycles these objects of ours are still alive: {dict(leaked.most_common())}; "
+        f"of them, only reference cycles kept alive {dict(in_cycles.most_common()) or 'none'} "
+        "(freed by a full collection alone, which tune_gc makes rare); the rest are still referenced"
+    )

@@ -13,18 +13,45 @@ json_values = st.recursive(
 )
 ids = st.text(alphabet="abcAZ09_-", min_size=1, max_size=8) | st.text(max_size=70)
 # Values at the edges of the schema's limits.
-edges = st.sampled_from([
-    0, -1, 65535, 65536, True, False, 1.0, "", "x" * 64, "x" * 65, "x" * 256, "x" * 257, "x" * 1024, "x" * 1025,
-    "offer", "answer", "pranswer", "rollback", None, [], {},
-])
+edges = st.sampled_from(
+    [
+        0,
+        -1,
+        65535,
+        65536,
+        True,
+        False,
+        1.0,
+        "",
+        "x" * 64,
+        "x" * 65,
+        "x" * 256,
+        "x" * 257,
+        "x" * 1024,
+        "x" * 1025,
+        "offer",
+        "answer",
+        "pranswer",
+        "rollback",
+        None,
+        [],
+        {},
+    ]
+)
 candidates = st.fixed_dictionaries(
     {"candidate": st.text(max_size=30)},
-    optional={"sdpMid": st.none() | st.text(max_size=5), "sdpMLineIndex": st.none() | st.integers(0, 65535),
-              "usernameFragment": st.none() | st.text(max_size=8), "app": json_values},
+    optional={
+        "sdpMid": st.none() | st.text(max_size=5),
+        "sdpMLineIndex": st.none() | st.integers(0, 65535),
+        "usernameFragment": st.none() | st.text(max_size=8),
+        "app": json_values,
+    },
 )
 descriptions = st.builds(
     lambda kind, answer_kind, sdp, extra: {"type": "offer" if kind == "offer" else answer_kind, "sdp": sdp, **extra},
-    st.sampled_from(["offer", "answer"]), st.sampled_from(["answer", "pranswer"]), st.text(max_size=30),
+    st.sampled_from(["offer", "answer"]),
+    st.sampled_from(["answer", "pranswer"]),
+    st.text(max_size=30),
     st.dictionaries(st.sampled_from(["app", "x"]), json_values, max_size=1),
 )
 
@@ -37,8 +64,9 @@ def valid_frame_dicts(draw: st.DrawFn) -> dict[str, Any]:
         frame["data"] = draw(candidates)
     else:
         description = draw(descriptions)
-        description["type"] = "offer" if kind == "offer" else description["type"] if description["type"] != "offer" \
-            else "answer"
+        description["type"] = (
+            "offer" if kind == "offer" else description["type"] if description["type"] != "offer" else "answer"
+        )
         frame["data"] = description
     if draw(st.booleans()):
         frame.pop("to")
@@ -54,8 +82,23 @@ valid_frames = valid_frame_dicts()
 def mutated_frames(draw: st.DrawFn) -> dict[str, Any]:
     frame: dict[str, Any] = dict(draw(valid_frames))
     for _ in range(draw(st.integers(1, 3))):
-        key = draw(st.sampled_from(["type", "to", "from", "data", "extra", "data.sdp", "data.candidate",
-                                    "data.sdpMLineIndex", "data.type", "data.sdpMid", "data.usernameFragment"]))
+        key = draw(
+            st.sampled_from(
+                [
+                    "type",
+                    "to",
+                    "from",
+                    "data",
+                    "extra",
+                    "data.sdp",
+                    "data.candidate",
+                    "data.sdpMLineIndex",
+                    "data.type",
+                    "data.sdpMid",
+                    "data.usernameFragment",
+                ]
+            )
+        )
         value = draw(json_values | ids | edges)
         if key.startswith("data.") and isinstance(frame.get("data"), dict):
             frame["data"] = {**frame["data"], key[5:]: value}

@@ -111,8 +111,15 @@ async def join(server: Server, room: str, client: str, token: str | None = None)
     return c, frame["data"]["peers"]
 
 
-async def http(server: Server, method: str, path: str, body: Any = None, raw: bytes | None = None,
-               port: int | None = None, **headers: str) -> tuple[int, Any]:
+async def http(
+    server: Server,
+    method: str,
+    path: str,
+    body: Any = None,
+    raw: bytes | None = None,
+    port: int | None = None,
+    **headers: str,
+) -> tuple[int, Any]:
     """One HTTP request to the server; returns (status, parsed JSON or text)."""
     response = await fetch(server, method, path, body, raw, port, **headers)
     text = response.body.decode() if response.body else ""
@@ -122,13 +129,25 @@ async def http(server: Server, method: str, path: str, body: Any = None, raw: by
         return response.code, text
 
 
-async def fetch(server: Server, method: str, path: str, body: Any = None, raw: bytes | None = None,
-                port: int | None = None, **headers: str) -> HTTPResponse:
+async def fetch(
+    server: Server,
+    method: str,
+    path: str,
+    body: Any = None,
+    raw: bytes | None = None,
+    port: int | None = None,
+    **headers: str,
+) -> HTTPResponse:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     if method == "POST" and data is None:
         data = b""
-    request = HTTPRequest(f"http://127.0.0.1:{port or server.port}{path}", method=method, body=data,
-                          headers=headers or None, request_timeout=scaled(5))
+    request = HTTPRequest(
+        f"http://127.0.0.1:{port or server.port}{path}",
+        method=method,
+        body=data,
+        headers=headers or None,
+        request_timeout=scaled(5),
+    )
     return await AsyncHTTPClient().fetch(request, raise_error=False)
 
 

@@ -21,9 +21,14 @@ def test_every_setting_is_in_the_operations_guide(field: str) -> None:
 
 
 def _error_classes() -> list[type[errors.SignalingError]]:
-    return [c for c in vars(errors).values()
-            if isinstance(c, type) and issubclass(c, errors.SignalingError) and "code" in vars(c)
-            and c is not errors.SignalingError]
+    return [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type)
+        and issubclass(c, errors.SignalingError)
+        and "code" in vars(c)
+        and c is not errors.SignalingError
+    ]
 
 
 @pytest.mark.parametrize("error", _error_classes(), ids=lambda c: c.__name__)
@@ -31,10 +36,14 @@ def test_every_error_code_is_in_the_protocol_doc(error: type[errors.SignalingErr
     assert f"`{error.code}`" in (DOCS / "protocol.md").read_text()
 
 
-@pytest.mark.parametrize("code", sorted({v for k, v in vars(errors).items() if k.startswith("CLOSE_")}
-                                        | wire_codes.CLOSE_CODES
-                                        | {wire_codes.close_code(c) for c in _error_classes()
-                                           if issubclass(c, errors.JoinRefused)}))
+@pytest.mark.parametrize(
+    "code",
+    sorted(
+        {v for k, v in vars(errors).items() if k.startswith("CLOSE_")}
+        | wire_codes.CLOSE_CODES
+        | {wire_codes.close_code(c) for c in _error_classes() if issubclass(c, errors.JoinRefused)}
+    ),
+)
 def test_every_close_code_is_in_the_protocol_doc(code: int) -> None:
     assert f"| {code} |" in (DOCS / "protocol.md").read_text()
 

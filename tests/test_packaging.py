@@ -48,8 +48,9 @@ def test_every_declared_dependency_is_pinned_within_its_range() -> None:
             continue
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{name} is not in constraints.txt: run bash .ci/lock"
-        assert requirement.specifier.contains(locked[name], prereleases=True), \
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
             f"constraints.txt pins {name}=={locked[name]} outside {requirement.specifier}: run bash .ci/lock"
+        )
 
 
 def test_runtime_dependencies_whose_api_we_use_have_an_upper_bound() -> None:
@@ -64,4 +65,6 @@ def test_the_tests_run_against_the_pinned_runtime_versions(name: str) -> None:
     # (Not for the newest-versions run, .ci/latest, which sets SIGNALING_UNPINNED.)
     if os.environ.get("SIGNALING_UNPINNED"):
         pytest.skip("running against the newest versions on purpose")
-    assert metadata.version(name) == pins()[name], f"installed {name} is not the pinned one: pip install -c constraints.txt"
+    assert metadata.version(name) == pins()[name], (
+        f"installed {name} is not the pinned one: pip install -c constraints.txt"
+    )

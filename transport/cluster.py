@@ -192,15 +192,17 @@ class Cluster:
             pipe = self.redis.pipeline(transaction=False)
             for room_id, epoch in leases:
                 # Awaiting a script call on a pipeline only queues it (and loads it on NOSCRIPT).
-                await self.release_script(keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch)],
-                                          client=pipe)
+                await self.release_script(
+                    keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch)], client=pipe
+                )
             try:
                 await self._timed(pipe.execute())
                 for _ in leases:
                     self.cm.lease("released")
             except (RedisError, OSError) as exc:
-                logger.warning("releasing %d leases failed (%s); they expire in %.1fs", len(leases), exc,
-                               self.settings.lease_ttl)
+                logger.warning(
+                    "releasing %d leases failed (%s); they expire in %.1fs", len(leases), exc, self.settings.lease_ttl
+                )
         self.relays.close_all(CLOSE_GOING_AWAY, "server shutting down")
 
     async def close(self) -> None:
@@ -261,8 +263,11 @@ class Cluster:
             return
         pipe = self.redis.pipeline(transaction=False)
         for room_id, epoch in held:
-            await self.reassert_script(keys=[lease_key(room_id), EPOCH_KEY],
-                                       args=[lease_value(self.backend_id, epoch), self.ttl_ms, epoch], client=pipe)
+            await self.reassert_script(
+                keys=[lease_key(room_id), EPOCH_KEY],
+                args=[lease_value(self.backend_id, epoch), self.ttl_ms, epoch],
+                client=pipe,
+            )
         sent = time.monotonic()
         results = await self._timed(pipe.execute())
         self._apply_renewals(held, results, sent)
@@ -292,8 +297,9 @@ class Cluster:
             return
         self.up = False
         self.cm.redis_up(False)
-        logger.warning("redis link lost (%s): closing remote attachments, local rooms carry on "
-                       "until their leases run out", exc)
+        logger.warning(
+            "redis link lost (%s): closing remote attachments, local rooms carry on until their leases run out", exc
+        )
         self.table.unreachable(time.monotonic())
         for _ in self.table.to_renew():
             self.cm.lease("renew-failed")
@@ -346,8 +352,9 @@ class Cluster:
     async def _release_one(self, room_id: RoomId, epoch: int, done: asyncio.Future[None]) -> None:
         try:
             if self.up:
-                await self._timed(self.release_script(keys=[lease_key(room_id)],
-                                                      args=[lease_value(self.backend_id, epoch)]))
+                await self._timed(
+                    self.release_script(keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch)])
+                )
                 self.cm.lease("released")
         except (RedisError, OSError) as exc:
             self.link_lost(exc)  # the lease then simply expires
@@ -388,8 +395,9 @@ class Cluster:
         peers = self.relays.peers()
         pipe = self.redis.pipeline(transaction=False)
         for room_id, epoch in held:
-            await self.renew_script(keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch), self.ttl_ms],
-                                    client=pipe)
+            await self.renew_script(
+                keys=[lease_key(room_id)], args=[lease_value(self.backend_id, epoch), self.ttl_ms], client=pipe
+            )
         if edge_rooms:
             pipe.mget([lease_key(r) for r in edge_rooms])
         if peers:
@@ -403,8 +411,8 @@ class Cluster:
         except (RedisError, OSError) as exc:
             self.link_lost(exc)
             return
-        self._apply_renewals(held, results[:len(held)], sent)
-        rest = results[len(held):-1]
+        self._apply_renewals(held, results[: len(held)], sent)
+        rest = results[len(held) : -1]
         if edge_rooms:
             holders = dict(zip(edge_rooms, (parse_lease_value(v) for v in rest.pop(0)), strict=True))
             for holder in holders.values():
@@ -414,8 +422,9 @@ class Cluster:
         if peers:
             for name, count in rest.pop(0):
                 if int(count) == 0:
-                    self.relays.peer_gone((name.decode() if isinstance(name, bytes) else name).removeprefix(
-                        CHANNEL_PREFIX))
+                    self.relays.peer_gone(
+                        (name.decode() if isinstance(name, bytes) else name).removeprefix(CHANNEL_PREFIX)
+                    )
 
     def _apply_renewals(self, held: list[tuple[RoomId, int]], results: list[Any], sent: float) -> None:
         for (room_id, epoch), result in zip(held, results, strict=True):
@@ -572,8 +581,11 @@ class Cluster:
     async def _claim(self, room_id: RoomId) -> Local | Remote:
         sent = time.monotonic()
         try:
-            result = await self._timed(self.claim_script(
-                keys=[lease_key(room_id), EPOCH_KEY], args=[self.backend_id, self.ttl_ms, self.table.highest_epoch]))
+            result = await self._timed(
+                self.claim_script(
+                    keys=[lease_key(room_id), EPOCH_KEY], args=[self.backend_id, self.ttl_ms, self.table.highest_epoch]
+                )
+            )
         except (RedisError, OSError) as exc:
             self.link_lost(exc)
             raise RoomMoved("cluster link lost; retry") from None
@@ -601,7 +613,7 @@ class Cluster:
             raise ShuttingDown() from None
         return await reply.result(JOIN_TIMEOUT)
 
+
 def make_cluster(settings: Settings, metrics: SignalingMetrics, port: int) -> Cluster:
     backend_id = settings.backend_id or default_backend_id(port)
     return Cluster(settings, metrics, ClusterMetrics(metrics.registry), backend_id)
-

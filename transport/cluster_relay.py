@@ -129,8 +129,14 @@ class Relays:
         self.answered: dict[tuple[str, str], None] = {}  # unknown attachments told, oldest first
         self.seq = itertools.count(1)
         self._handlers: dict[str, Callable[[dict[str, Any], bytes], None]] = {
-            FRAME: self._frame_in, CLOSE: self._close_in, JOINED: self._answer_in, REFUSED: self._answer_in,
-            CONNECT: self._connect_in, RESERVE: self._reserve_in, RELAY: self._relay_in, LEAVE: self._leave_in,
+            FRAME: self._frame_in,
+            CLOSE: self._close_in,
+            JOINED: self._answer_in,
+            REFUSED: self._answer_in,
+            CONNECT: self._connect_in,
+            RESERVE: self._reserve_in,
+            RELAY: self._relay_in,
+            LEAVE: self._leave_in,
         }
 
     def handle(self, header: dict[str, Any], payload: bytes) -> bool:
@@ -186,8 +192,17 @@ class Relays:
 
     def _close_to(self, edge: str, att_id: str) -> None:
         """A 4502 for an attachment the owner no longer knows (no epoch: not a fenced frame)."""
-        self.link.publish(channel(edge), envelope({"k": CLOSE, "a": att_id, "code": errors.CLOSE_ROOM_MOVED,
-                                                   "reason": "room-moved: the room's owner lost track of you; rejoin"}))
+        self.link.publish(
+            channel(edge),
+            envelope(
+                {
+                    "k": CLOSE,
+                    "a": att_id,
+                    "code": errors.CLOSE_ROOM_MOVED,
+                    "reason": "room-moved: the room's owner lost track of you; rejoin",
+                }
+            ),
+        )
 
     def close_all(self, code: int, reason: str) -> None:
         for attachment in list(self.edge.values()):
@@ -249,18 +264,33 @@ class Relays:
 
     async def reserve_remote(self, route: Remote, room_id: RoomId, client_id: ClientId, proof: int | None) -> None:
         att_id = f"s{next(self.seq)}"
-        header = {"k": RESERVE, "b": self.backend_id, "a": att_id, "r": room_id, "c": client_id,
-                  "e": route.epoch, "p": proof}
+        header = {
+            "k": RESERVE,
+            "b": self.backend_id,
+            "a": att_id,
+            "r": room_id,
+            "c": client_id,
+            "e": route.epoch,
+            "p": proof,
+        }
         await self.request(att_id, route.owner, header)
 
-    async def join_remote(self, route: Remote, room_id: RoomId, client_id: ClientId, sink: ClientSink,
-                           proof: int | None) -> Joined:
+    async def join_remote(
+        self, route: Remote, room_id: RoomId, client_id: ClientId, sink: ClientSink, proof: int | None
+    ) -> Joined:
         att_id = str(next(self.seq))
         attachment = EdgeAttachment(att_id, room_id, client_id, route.owner, route.epoch, sink)
         # Registered before asking: the owner's `joined` frame comes before its answer.
         self._add_edge(attachment)
-        header = {"k": CONNECT, "b": self.backend_id, "a": att_id, "r": room_id, "c": client_id,
-                  "e": route.epoch, "p": proof}
+        header = {
+            "k": CONNECT,
+            "b": self.backend_id,
+            "a": att_id,
+            "r": room_id,
+            "c": client_id,
+            "e": route.epoch,
+            "p": proof,
+        }
         try:
             await self.request(att_id, route.owner, header)
         except BaseException:
@@ -299,8 +329,10 @@ class Relays:
                 if attachment.active:
                     attachment.active = False
                     self._pop_edge(attachment.id)
-                    self.link.publish(channel(attachment.owner),
-                                      envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": abnormal}))
+                    self.link.publish(
+                        channel(attachment.owner),
+                        envelope({"k": LEAVE, "b": self.backend_id, "a": attachment.id, "ab": abnormal}),
+                    )
             case _:
                 raise TypeError(f"RemoteRoom got an unexpected message {type(message).__name__}")
 
@@ -388,8 +420,9 @@ class Relays:
         sink = RemoteSink(self.link.publish, reply_to, att_id, epoch, client_id, self.backend_id)
         owned = self.owned[(edge, att_id)] = OwnedAttachment(room_id, client_id, sink)
         reply: LoopFuture[Joined] = LoopFuture()
-        if not self._tell_hub(Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None),
-                              reply_to, att_id):
+        if not self._tell_hub(
+            Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None), reply_to, att_id
+        ):
             self.owned.pop((edge, att_id), None)
             return
         self._answer_when_done(reply, reply_to, att_id, (edge, att_id), owned)
@@ -403,8 +436,9 @@ class Relays:
             self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
             return
         reply: LoopFuture[None] = LoopFuture()
-        if not self._tell_hub(Reserve(room_id, client_id, reply, int(proof) if proof is not None else None),
-                              reply_to, att_id):
+        if not self._tell_hub(
+            Reserve(room_id, client_id, reply, int(proof) if proof is not None else None), reply_to, att_id
+        ):
             return
         self._answer_when_done(reply, reply_to, att_id, None, None)
 
@@ -418,16 +452,23 @@ class Relays:
             return False
         return True
 
-    def _answer_when_done(self, reply: LoopFuture[Any], reply_to: str, att_id: str, key: tuple[str, str] | None,
-                          owned: OwnedAttachment | None) -> None:
+    def _answer_when_done(
+        self,
+        reply: LoopFuture[Any],
+        reply_to: str,
+        att_id: str,
+        key: tuple[str, str] | None,
+        owned: OwnedAttachment | None,
+    ) -> None:
         async def answer() -> None:
             try:
                 result = await reply.result(JOIN_TIMEOUT)
             except JoinRefused as refused:
                 if key is not None:
                     self.owned.pop(key, None)
-                self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": refused.code,
-                                                 "message": refused.detail}))
+                self.link.publish(
+                    reply_to, envelope({"k": REFUSED, "a": att_id, "code": refused.code, "message": refused.detail})
+                )
                 return
             except TimeoutError:
                 if key is not None and self.owned.get(key) is owned:
@@ -463,8 +504,14 @@ class Relays:
             self.cm.dropped("unknown-attachment")
             return
         to = header.get("to")
-        relay = Relay(owned.client_id, owned.sink, str(header["t"]), ClientId(to) if to is not None else None,
-                      payload, time.perf_counter())
+        relay = Relay(
+            owned.client_id,
+            owned.sink,
+            str(header["t"]),
+            ClientId(to) if to is not None else None,
+            payload,
+            time.perf_counter(),
+        )
         try:
             owned.room.tell(relay)
         except pykka.ActorDeadError:
@@ -493,9 +540,18 @@ class Relays:
 
 
 def _refusal(code: str, message: str) -> JoinRefused:
-    for cls in (errors.InvalidRequest, errors.Unauthorized, errors.Forbidden, errors.ClientIdTaken, errors.RoomFull,
-                errors.ServerFull, errors.ShuttingDown, errors.RoomUnavailable, errors.RoomMoved,
-                errors.TooManyRequests):
+    for cls in (
+        errors.InvalidRequest,
+        errors.Unauthorized,
+        errors.Forbidden,
+        errors.ClientIdTaken,
+        errors.RoomFull,
+        errors.ServerFull,
+        errors.ShuttingDown,
+        errors.RoomUnavailable,
+        errors.RoomMoved,
+        errors.TooManyRequests,
+    ):
         if cls.code == code:
             return cls(message or None)
     return errors.RoomUnavailable(message or None)

@@ -47,8 +47,9 @@ def log_request(handler: RequestHandler) -> None:
     status = handler.get_status()
     method = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
     request = handler.request
-    method("%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip,
-           1000.0 * request.request_time())
+    method(
+        "%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000.0 * request.request_time()
+    )
 
 
 class TextFormatter(logging.Formatter):
@@ -119,5 +120,6 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit or args.exc_value is None:
         return
     thread = args.thread.name if args.thread is not None else "?"
-    logging.getLogger("signaling").critical("uncaught exception in thread %s", thread,
-                                            exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    logging.getLogger("signaling").critical(
+        "uncaught exception in thread %s", thread, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+    )

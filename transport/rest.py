@@ -17,8 +17,16 @@ from transport.context import ServiceContext
 from transport.schemas import parse_join_body
 from transport.wire_codes import http_status
 
-_HTTP_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-               405: "method-not-allowed", 413: "body-too-large", 429: "rate-limited", 503: "unavailable"}
+_HTTP_CODES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+    429: "rate-limited",
+    503: "unavailable",
+}
 
 
 class JsonHandler(RequestHandler):
@@ -84,14 +92,17 @@ class JoinHandler(JsonHandler):
             self.fail(RoomUnavailable("room did not answer; retry"))
             return
         ctx.metrics.join("rest", "ok")
-        self.write_json({
-            "roomId": room_id,
-            "clientId": client_id,
-            "token": ctx.tokens.mint(room_id, client_id, exp),
-            # TURN credentials only here: a client that skips REST (open mode) gets none.
-            "iceServers": turn.ice_servers(ctx.settings.ice_server_list(), ctx.settings.turn_config, client_id,
-                                           time.time()),
-        })
+        self.write_json(
+            {
+                "roomId": room_id,
+                "clientId": client_id,
+                "token": ctx.tokens.mint(room_id, client_id, exp),
+                # TURN credentials only here: a client that skips REST (open mode) gets none.
+                "iceServers": turn.ice_servers(
+                    ctx.settings.ice_server_list(), ctx.settings.turn_config, client_id, time.time()
+                ),
+            }
+        )
 
     def _check_api_key(self) -> None:
         scheme, _, key = self.request.headers.get("Authorization", "").partition(" ")

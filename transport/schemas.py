@@ -207,13 +207,16 @@ def fast_check(raw: Any) -> tuple[ClientId | None, ClientId | None] | None:
         if value is not _ABSENT and (type(value) is not str or not ID_PATTERN.match(value)):
             return None
     if kind == "ice-candidate":
-        ok = _short_str(data.get("candidate", _ABSENT), MAX_CANDIDATE_CHARS) and all(
-            _optional_str(data.get(key), limit) for key, limit in (("sdpMid", 64), ("usernameFragment", 256))
-        ) and _optional_index(data.get("sdpMLineIndex"))
+        ok = (
+            _short_str(data.get("candidate", _ABSENT), MAX_CANDIDATE_CHARS)
+            and all(_optional_str(data.get(key), limit) for key, limit in (("sdpMid", 64), ("usernameFragment", 256)))
+            and _optional_index(data.get("sdpMLineIndex"))
+        )
     elif kind == "offer" or kind == "answer":
         description = data.get("type")
         ok = (description == "offer" if kind == "offer" else description in ("answer", "pranswer")) and _short_str(
-            data.get("sdp", _ABSENT), MAX_SDP_CHARS)
+            data.get("sdp", _ABSENT), MAX_SDP_CHARS
+        )
     else:
         return None
     if not ok:
@@ -259,9 +262,13 @@ class IceServerSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    urls = fields.Raw(required=True, metadata={
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-        "description": "stun:, turn: or turns: URL(s)"})
+    urls = fields.Raw(
+        required=True,
+        metadata={
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+            "description": "stun:, turn: or turns: URL(s)",
+        },
+    )
     username = fields.String(metadata={"description": "TURN: '<expiry unix time>:<clientId>'"})
     credential = fields.String(metadata={"description": "TURN: base64(HMAC-SHA1(secret, username))"})
 
@@ -269,10 +276,14 @@ class IceServerSchema(Schema):
 class JoinAnswerSchema(Schema):
     roomId = _IdField(required=True)
     clientId = _IdField(required=True)
-    token = fields.String(required=True, metadata={
-        "description": "HS256 JWT (room, sub, exp); pass it as token= on the WebSocket"})
-    iceServers = fields.List(fields.Nested(IceServerSchema), required=True, metadata={
-        "description": "for new RTCPeerConnection({iceServers}); ends with TURN credentials when configured"})
+    token = fields.String(
+        required=True, metadata={"description": "HS256 JWT (room, sub, exp); pass it as token= on the WebSocket"}
+    )
+    iceServers = fields.List(
+        fields.Nested(IceServerSchema),
+        required=True,
+        metadata={"description": "for new RTCPeerConnection({iceServers}); ends with TURN credentials when configured"},
+    )
 
 
 class ErrorDetailSchema(Schema):

@@ -57,8 +57,9 @@ class TokenIssuer:
         claims = self._own_claims(token)
         if claims is None:
             try:
-                claims = jwt.decode(token, self._key, algorithms=[ALGORITHM],
-                                    options={"require": ["exp", "room", "sub"]})
+                claims = jwt.decode(
+                    token, self._key, algorithms=[ALGORITHM], options={"require": ["exp", "room", "sub"]}
+                )
             except jwt.ExpiredSignatureError:
                 raise Unauthorized("token expired") from None
             except jwt.InvalidTokenError:
@@ -83,8 +84,12 @@ class TokenIssuer:
             claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except (ValueError, orjson.JSONDecodeError):
             raise Unauthorized("invalid token") from None
-        if (not isinstance(claims, dict) or type(claims.get("exp")) is not int
-                or not isinstance(claims.get("room"), str) or not isinstance(claims.get("sub"), str)):
+        if (
+            not isinstance(claims, dict)
+            or type(claims.get("exp")) is not int
+            or not isinstance(claims.get("room"), str)
+            or not isinstance(claims.get("sub"), str)
+        ):
             raise Unauthorized("invalid token")
         if claims["exp"] <= time.time():  # as PyJWT: expired at exp
             raise Unauthorized("token expired")

@@ -66,8 +66,9 @@ def ice_server(config: TurnConfig, client_id: str, now: float) -> dict[str, Any]
     return {"urls": list(config.urls), "username": name, "credential": credential(config.secret, name)}
 
 
-def ice_servers(static: list[dict[str, Any]], config: TurnConfig | None, client_id: str,
-                now: float) -> list[dict[str, Any]]:
+def ice_servers(
+    static: list[dict[str, Any]], config: TurnConfig | None, client_id: str, now: float
+) -> list[dict[str, Any]]:
     """The ``iceServers`` of a join answer: the configured list, then our TURN entry if any."""
     if config is None:
         return static

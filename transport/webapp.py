@@ -36,6 +36,7 @@ _TYPES = {
 _IMMUTABLE_PREFIX = "assets/"
 _YEAR = 365 * 24 * 3600
 
+
 class WebAppHandler(StaticFileHandler):
     def initialize(self, path: str, default_filename: str | None = "index.html") -> None:  # type: ignore[override]
         super().initialize(path, default_filename)

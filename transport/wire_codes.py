@@ -43,8 +43,17 @@ REFUSALS: dict[type[errors.JoinRefused], WireCodes] = {
 
 # Every close code the service sends (tests/test_docs.py holds docs/protocol.md to it).
 CLOSE_CODES: frozenset[int] = frozenset(
-    {CLOSE_GOING_AWAY, CLOSE_REPLACED, CLOSE_ROOM_FAILED, CLOSE_ROOM_MOVED, CLOSE_POLICY, CLOSE_TOO_BIG,
-     CLOSE_TRY_AGAIN} | {codes.close_code for codes in REFUSALS.values()})
+    {
+        CLOSE_GOING_AWAY,
+        CLOSE_REPLACED,
+        CLOSE_ROOM_FAILED,
+        CLOSE_ROOM_MOVED,
+        CLOSE_POLICY,
+        CLOSE_TOO_BIG,
+        CLOSE_TRY_AGAIN,
+    }
+    | {codes.close_code for codes in REFUSALS.values()}
+)
 
 
 def wire_codes(error: type[errors.JoinRefused] | errors.JoinRefused) -> WireCodes:

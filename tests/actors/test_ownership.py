@@ -116,10 +116,13 @@ def test_drain_stops_every_room_at_once_and_returns_what_to_release() -> None:
     assert not table.may_deliver(R, 100.0)
 
 
-@pytest.mark.parametrize(("result", "expected"), [
-    ([1, 12], Local(12)),
-    ([0, b"other:1 11"], Remote("other:1", 11)),
-])
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ([1, 12], Local(12)),
+        ([0, b"other:1 11"], Remote("other:1", 11)),
+    ],
+)
 def test_a_claim_result_becomes_a_route(result: list[object], expected: object) -> None:
     table = LeaseTable(TTL)
     assert route_after_claim("me", table, R, result, 100.0) == expected
@@ -151,11 +154,19 @@ def test_our_id_under_an_epoch_we_do_not_hold_is_not_understood_rather_than_stal
         route_after_claim("me", table, R, [0, b"me 5"], 100.0)
 
 
-@pytest.mark.parametrize(("attached", "seen", "stale"), [
-    (("o", 5), ("o", 5), False), (("o", 5), ("o", 6), True), (("o", 5), ("p", 6), True),
-    (("o", 5), ("p", 5), True), (("o", 5), ("p", 4), False)])
-def test_an_attachment_is_superseded_by_any_newer_epoch_seen(attached: tuple[str, int], seen: tuple[str, int],
-                                                             stale: bool) -> None:
+@pytest.mark.parametrize(
+    ("attached", "seen", "stale"),
+    [
+        (("o", 5), ("o", 5), False),
+        (("o", 5), ("o", 6), True),
+        (("o", 5), ("p", 6), True),
+        (("o", 5), ("p", 5), True),
+        (("o", 5), ("p", 4), False),
+    ],
+)
+def test_an_attachment_is_superseded_by_any_newer_epoch_seen(
+    attached: tuple[str, int], seen: tuple[str, int], stale: bool
+) -> None:
     assert superseded(*attached, *seen) is stale
 
 

@@ -26,10 +26,14 @@ CASES: list[tuple[str, bool, bool, int | None, int | None, SeatClaim | type[Join
 ]
 
 
-@pytest.mark.parametrize(("exists", "connected", "seat_proof", "proof", "expected"),
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_the_seat_takeover_rule(exists: bool, connected: bool, seat_proof: int | None, proof: int | None,
-                                expected: SeatClaim | type[JoinRefused]) -> None:
+@pytest.mark.parametrize(
+    ("exists", "connected", "seat_proof", "proof", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_the_seat_takeover_rule(
+    exists: bool, connected: bool, seat_proof: int | None, proof: int | None, expected: SeatClaim | type[JoinRefused]
+) -> None:
     if isinstance(expected, SeatClaim):
         assert claim_seat(exists, connected, seat_proof, proof) == expected
     else:

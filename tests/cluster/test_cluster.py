@@ -53,8 +53,9 @@ class Port:
 @contextmanager
 def backends(redis: RedisServer, count: int, *args: str) -> Iterator[list[ServerProcess]]:
     with ExitStack() as stack:
-        yield [stack.enter_context(server_process("--redis", redis.url, "--secret", SECRET, *args))
-               for _ in range(count)]
+        yield [
+            stack.enter_context(server_process("--redis", redis.url, "--secret", SECRET, *args)) for _ in range(count)
+        ]
 
 
 async def join_on(backend: ServerProcess | Port, room: str, client: str) -> tuple[Client, list[str]]:
@@ -91,8 +92,13 @@ async def expect_call_half(client: Client, sender: str, first: str, strict: bool
     assert frame["type"] == "ice-candidate" and frame["data"] == {"candidate": ""}, frame
 
 
-async def call(room: str, first: ServerProcess | Port, second: ServerProcess | Port,
-               ids: tuple[str, str] = ("a", "b"), strict: bool = True) -> None:
+async def call(
+    room: str,
+    first: ServerProcess | Port,
+    second: ServerProcess | Port,
+    ids: tuple[str, str] = ("a", "b"),
+    strict: bool = True,
+) -> None:
     """One call: ids[0] joins on ``first``, ids[1] on ``second``; presence, offer/answer, ICE
     both ways. ``strict``: the room was empty before (else earlier clients may show)."""
     x, y = ids
@@ -145,8 +151,11 @@ def metric(backend: ServerProcess, name: str) -> float:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{backend.metrics_port}/metrics", timeout=scaled(5)) as r:
         text = r.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
 
 
 async def test_two_clients_on_different_backends_call_through_redis(redis_server: RedisServer) -> None:
@@ -247,7 +256,8 @@ async def test_a_backend_killed_mid_setup_costs_no_call_after_retry(redis_server
 
 @pytest.mark.async_timeout(90)
 async def test_redis_killed_and_restarted_the_cluster_recovers_without_restarting_backends(
-        redis_server: RedisServer) -> None:
+    redis_server: RedisServer,
+) -> None:
     with backends(redis_server, 2, "--lease-ttl", "3") as (one, two):
         a, _ = await join_on(one, "x", "a")
         b, _ = await join_on(two, "x", "b")  # remote: its frames cross Redis
@@ -287,8 +297,7 @@ async def test_redis_killed_and_restarted_the_cluster_recovers_without_restartin
 
 
 @pytest.mark.async_timeout(60)
-async def test_a_backend_paused_past_its_lease_does_not_deliver_for_the_room_it_lost(
-        redis_server: RedisServer) -> None:
+async def test_a_backend_paused_past_its_lease_does_not_deliver_for_the_room_it_lost(redis_server: RedisServer) -> None:
     with backends(redis_server, 2, "--lease-ttl", "1") as (one, two):
         a, _ = await join_on(one, "p", "a")  # one owns p
         a2, _ = await join_on(one, "p", "a2")  # a local member on the owner
@@ -329,8 +338,13 @@ def test_cluster_mode_without_a_shared_secret_refuses_to_start_with_one_line() -
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "transport.server", "--redis", "redis://127.0.0.1:1/0"],
-                         capture_output=True, text=True, timeout=scaled(30), check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "transport.server", "--redis", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+        check=False,
+    )
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "--secret" in run.stderr, run.stderr
 
@@ -339,13 +353,15 @@ def test_one_process_mode_never_imports_redis() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, asyncio\n"
-            "from tests.support import running_server\n"
-            "async def main():\n"
-            "    async with running_server():\n"
-            "        pass\n"
-            "asyncio.run(main())\n"
-            "assert 'redis' not in sys.modules, 'redis imported'\n")
+    code = (
+        "import sys, asyncio\n"
+        "from tests.support import running_server\n"
+        "async def main():\n"
+        "    async with running_server():\n"
+        "        pass\n"
+        "asyncio.run(main())\n"
+        "assert 'redis' not in sys.modules, 'redis imported'\n"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=scaled(30), check=False)
     assert run.returncode == 0, run.stderr
 
@@ -367,7 +383,8 @@ def test_every_cluster_metric_is_in_the_observability_guide() -> None:
 
 @pytest.mark.async_timeout(60)
 async def test_sigterm_releases_leases_first_so_rooms_move_without_waiting_for_expiry(
-        redis_server: RedisServer) -> None:
+    redis_server: RedisServer,
+) -> None:
     # A lease far longer than the test: a room can only move this fast if it was released.
     with backends(redis_server, 2, "--lease-ttl", "60") as (one, two):
         a, _ = await join_on(one, "m", "a")  # one owns m
@@ -401,8 +418,13 @@ async def test_calls_under_load_survive_a_redis_restart_after_client_retry(redis
                 deadline = time.monotonic() + scaled(30)
                 for attempt in range(200):
                     try:  # each call across the two backends: it needs Redis
-                        await call(f"u{worker}x{n}", pair[worker % 2], pair[(worker + 1) % 2],
-                                   ids=(f"a{attempt}", f"b{attempt}"), strict=False)
+                        await call(
+                            f"u{worker}x{n}",
+                            pair[worker % 2],
+                            pair[(worker + 1) % 2],
+                            ids=(f"a{attempt}", f"b{attempt}"),
+                            strict=False,
+                        )
                         counts["ok"] += 1
                         break
                     except RETRYABLE:
@@ -436,8 +458,7 @@ async def test_calls_under_load_survive_a_redis_restart_after_client_retry(redis
 
 
 @pytest.mark.async_timeout(60)
-async def test_the_owner_room_stays_the_authority_for_errors_held_frames_and_limits(
-        redis_server: RedisServer) -> None:
+async def test_the_owner_room_stays_the_authority_for_errors_held_frames_and_limits(redis_server: RedisServer) -> None:
     api_key = "cluster-test-api-key"
     with backends(redis_server, 2, "--api-key", api_key, "--max-members", "3") as (one, two):
         a, _ = await join_on(one, "h", "a")  # one owns h
@@ -448,8 +469,13 @@ async def test_the_owner_room_stays_the_authority_for_errors_held_frames_and_lim
         error = await b.recv_type("error")
         assert error["data"]["code"] == "unknown-peer"
         # A seat reserved through the non-owner holds frames until its socket arrives.
-        status, body = await http(Port(two.port), "POST", "/rooms/h/join", {"clientId": "c"},  # type: ignore[arg-type]
-                                  Authorization=f"Bearer {api_key}")
+        status, body = await http(
+            Port(two.port),
+            "POST",
+            "/rooms/h/join",
+            {"clientId": "c"},  # type: ignore[arg-type]
+            Authorization=f"Bearer {api_key}",
+        )
         assert status == 200, body
         b.signal("offer", "c", sample_data("offer", 5))
         c = await connect(Port(two.port), "h", "c", body["token"])  # type: ignore[arg-type]

@@ -42,8 +42,7 @@ async def two_backends(redis: RedisServer, *args: str) -> AsyncIterator[tuple[Se
 
 
 @pytest.mark.async_timeout(60)
-async def test_an_edge_that_loses_its_redis_link_leaves_no_ghost_member_at_the_owner(
-        redis_server: RedisServer) -> None:
+async def test_an_edge_that_loses_its_redis_link_leaves_no_ghost_member_at_the_owner(redis_server: RedisServer) -> None:
     async with two_backends(redis_server, "--reconnect-grace", "1") as (one, two, proxy):
         a, _ = await join_on(two, "g", "a")  # two owns g
         b, _ = await join_on(one, "g", "b")  # remote member through one (the edge)
@@ -60,7 +59,8 @@ async def test_an_edge_that_loses_its_redis_link_leaves_no_ghost_member_at_the_o
 
 @pytest.mark.async_timeout(60)
 async def test_an_owner_that_loses_its_redis_link_gets_its_remote_clients_closed_with_retry(
-        redis_server: RedisServer) -> None:
+    redis_server: RedisServer,
+) -> None:
     async with two_backends(redis_server, "--reconnect-grace", "1") as (one, two, proxy):
         a, _ = await join_on(one, "h", "a")  # one owns h
         b, _ = await join_on(two, "h", "b")  # remote member through two
@@ -79,7 +79,8 @@ async def test_an_owner_that_loses_its_redis_link_gets_its_remote_clients_closed
 
 @pytest.mark.async_timeout(60)
 async def test_a_backend_cut_off_from_redis_stops_serving_its_room_before_another_can_claim_it(
-        redis_server: RedisServer) -> None:
+    redis_server: RedisServer,
+) -> None:
     ttl = 1.0
     async with two_backends(redis_server, "--lease-ttl", str(ttl)) as (one, two, proxy):
         a, _ = await join_on(one, "p", "a")  # one owns p

@@ -67,8 +67,9 @@ async def test_claim_renew_release_reassert(redis_server: RedisServer) -> None:
 
 async def test_a_publish_queue_that_redis_does_not_drain_counts_as_a_lost_link(redis_server: RedisServer) -> None:
     registry = CollectorRegistry()
-    cluster = cluster_module.make_cluster(make_settings(redis=redis_server.url, secret="s" * 32),
-                                          SignalingMetrics(registry), 0)
+    cluster = cluster_module.make_cluster(
+        make_settings(redis=redis_server.url, secret="s" * 32), SignalingMetrics(registry), 0
+    )
     await cluster.start()
     try:
         assert cluster.up
@@ -80,8 +81,7 @@ async def test_a_publish_queue_that_redis_does_not_drain_counts_as_a_lost_link(r
                 if i == 0:
                     await asyncio.sleep(0)  # the first pipeline is now in flight, and stuck
             assert not cluster.up  # remote clients were closed with 4502; reconnecting
-            assert registry.get_sample_value("signaling_cluster_frames_dropped_total",
-                                             {"reason": "link-down"}) >= 1
+            assert registry.get_sample_value("signaling_cluster_frames_dropped_total", {"reason": "link-down"}) >= 1
         finally:
             redis_server.signal(signal.SIGCONT)
     finally:
@@ -90,8 +90,9 @@ async def test_a_publish_queue_that_redis_does_not_drain_counts_as_a_lost_link(r
 
 def in_process_cluster(redis_server: RedisServer, **settings: Any) -> tuple[cluster_module.Cluster, CollectorRegistry]:
     registry = CollectorRegistry()
-    return cluster_module.make_cluster(make_settings(redis=redis_server.url, secret="s" * 32, **settings),
-                                       SignalingMetrics(registry), 0), registry
+    return cluster_module.make_cluster(
+        make_settings(redis=redis_server.url, secret="s" * 32, **settings), SignalingMetrics(registry), 0
+    ), registry
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -130,8 +131,7 @@ async def test_concurrent_joins_on_one_backend_claim_a_room_once(redis_server: R
         await cluster.close()
 
 
-async def test_a_reader_that_fails_on_a_message_counts_as_a_lost_link_and_reconnects(
-        redis_server: RedisServer) -> None:
+async def test_a_reader_that_fails_on_a_message_counts_as_a_lost_link_and_reconnects(redis_server: RedisServer) -> None:
     cluster, _ = in_process_cluster(redis_server)
     await cluster.start()
     client = aioredis.Redis.from_url(redis_server.url)

@@ -47,11 +47,17 @@ http {{
     include {tmp_path}/site.conf;
 }}
 """)
-    check = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                           capture_output=True, text=True, timeout=scaled(30), check=False)
+    check = subprocess.run(
+        [binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+        check=False,
+    )
     assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_port(port)
         yield Port(port)
@@ -61,18 +67,31 @@ http {{
 
 
 API_KEY = "cluster-test-api-key"
-BACKEND_ARGS = ("--api-key", API_KEY, "--trust-proxy", "--lease-ttl", "2", "--max-connections-per-ip", "1000",
-                "--join-rate-per-ip", "1000", "--join-burst-per-ip", "1000")
+BACKEND_ARGS = (
+    "--api-key",
+    API_KEY,
+    "--trust-proxy",
+    "--lease-ttl",
+    "2",
+    "--max-connections-per-ip",
+    "1000",
+    "--join-rate-per-ip",
+    "1000",
+    "--join-burst-per-ip",
+    "1000",
+)
 
 
 def start_backend(stack: ExitStack, redis: RedisServer, port: int) -> ServerProcess:
-    return stack.enter_context(server_process("--redis", redis.url, "--secret", SECRET, *BACKEND_ARGS,
-                                              "--port", str(port)))
+    return stack.enter_context(
+        server_process("--redis", redis.url, "--secret", SECRET, *BACKEND_ARGS, "--port", str(port))
+    )
 
 
 @pytest.mark.async_timeout(150)
 async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_no_call(
-        redis_server: RedisServer, tmp_path: Path) -> None:
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
     ports = [free_port() for _ in range(3)]
     with ExitStack() as stack:
         backends = [start_backend(stack, redis_server, p) for p in ports]
@@ -87,9 +106,13 @@ async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_n
             # and the token it returns opens the WebSocket wherever nginx sends it.
             a, _ = await join_on(proxy, "viaBody", "a")
             for i, backend in enumerate(backends):
-                status, body = await http(Port(backend.port), "POST", "/rooms/join",  # type: ignore[arg-type]
-                                          {"roomId": "viaBody", "clientId": f"b{i}"},
-                                          Authorization=f"Bearer {API_KEY}")
+                status, body = await http(
+                    Port(backend.port),
+                    "POST",
+                    "/rooms/join",  # type: ignore[arg-type]
+                    {"roomId": "viaBody", "clientId": f"b{i}"},
+                    Authorization=f"Bearer {API_KEY}",
+                )
                 assert status == 200, body
                 b = await connect(proxy, "viaBody", f"b{i}", body["token"])  # type: ignore[arg-type]
                 joined = await b.recv_type("joined")

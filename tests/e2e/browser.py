@@ -92,8 +92,13 @@ def require_chromium() -> str:
 
 
 def _newest_source() -> float:
-    sources = [WEB / "index.html", WEB / "package.json", WEB / "package-lock.json", WEB / "vite.config.ts",
-               WEB / "tsconfig.json"]
+    sources = [
+        WEB / "index.html",
+        WEB / "package.json",
+        WEB / "package-lock.json",
+        WEB / "vite.config.ts",
+        WEB / "tsconfig.json",
+    ]
     for folder in (WEB / "src", WEB / "public"):
         sources.extend(p for p in folder.rglob("*") if p.is_file())
     return max(p.stat().st_mtime for p in sources if p.exists())
@@ -130,8 +135,9 @@ async def chromium(executable: str) -> AsyncIterator[Browser]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, headless=True, args=list(ARGS),
-                                                   timeout=scaled(30) * 1000)
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=list(ARGS), timeout=scaled(30) * 1000
+        )
         try:
             yield browser
         finally:
@@ -146,8 +152,8 @@ async def chromium_profile(executable: str, user_data_dir: Path) -> AsyncIterato
 
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
-            str(user_data_dir), executable_path=executable, headless=True, args=list(ARGS),
-            timeout=scaled(30) * 1000)
+            str(user_data_dir), executable_path=executable, headless=True, args=list(ARGS), timeout=scaled(30) * 1000
+        )
         try:
             yield context
         finally:

@@ -26,13 +26,14 @@ _ARTIFACTS = pytest.StashKey[list[str]]()
 @pytest.fixture
 def keep_artifact(request: pytest.FixtureRequest) -> Callable[[str, Path], None]:
     """Name a file a test keeps (a screenshot): listed at the end of the test output."""
+
     def keep(what: str, path: Path) -> None:
         request.config.stash.setdefault(_ARTIFACTS, []).append(f"{what}: {path}")
+
     return keep
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
-                            config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     kept = config.stash.get(_ARTIFACTS, [])
     if kept:
         terminalreporter.section("test artifacts")

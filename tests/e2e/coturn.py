@@ -84,18 +84,39 @@ class Coturn:
 def running_coturn(workdir: Path, secret: str) -> Iterator[Coturn]:
     port = free_udp_and_tcp_port()
     cmd = [
-        binary("turnserver"), "-n",  # -n: no configuration file, only these flags
-        "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", str(port),
-        "--use-auth-secret", "--static-auth-secret", secret, "--realm", "signaling.test",
-        "--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780", "--no-software-attribute",
-        "--db", str(workdir / "turndb"), "--pidfile", str(workdir / "turnserver.pid"),
-        "--log-file", "stdout", "--simple-log", "--verbose",
+        binary("turnserver"),
+        "-n",  # -n: no configuration file, only these flags
+        "--listening-ip",
+        "127.0.0.1",
+        "--relay-ip",
+        "127.0.0.1",
+        "--listening-port",
+        str(port),
+        "--use-auth-secret",
+        "--static-auth-secret",
+        secret,
+        "--realm",
+        "signaling.test",
+        "--no-tls",
+        "--no-dtls",
+        "--no-cli",
+        "--no-rfc5780",
+        "--no-software-attribute",
+        "--db",
+        str(workdir / "turndb"),
+        "--pidfile",
+        str(workdir / "turnserver.pid"),
+        "--log-file",
+        "stdout",
+        "--simple-log",
+        "--verbose",
         # The peers of these tests are on 127.0.0.1 too: coturn refuses loopback peers
         # unless told otherwise (never do this in production).
         "--allow-loopback-peers",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, cwd=workdir)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, cwd=workdir
+    )
     coturn = Coturn(port, secret, proc)
 
     def drain() -> None:
@@ -110,10 +131,12 @@ def running_coturn(workdir: Path, secret: str) -> Iterator[Coturn]:
     reader = threading.Thread(target=drain, name="coturn log", daemon=True)
     reader.start()
     try:
-        coturn.wait_for_line(lambda line: f"UDP listener opened on: 127.0.0.1:{port}" in line,
-                             "its UDP listener", timeout=15)
-        coturn.wait_for_line(lambda line: f"TCP listener opened on : 127.0.0.1:{port}" in line,
-                             "its TCP listener", timeout=15)
+        coturn.wait_for_line(
+            lambda line: f"UDP listener opened on: 127.0.0.1:{port}" in line, "its UDP listener", timeout=15
+        )
+        coturn.wait_for_line(
+            lambda line: f"TCP listener opened on : 127.0.0.1:{port}" in line, "its TCP listener", timeout=15
+        )
         yield coturn
     finally:
         if proc.poll() is None:
@@ -134,7 +157,24 @@ def uclient(coturn: Coturn, username: str, credential: str) -> Allocation:
     It exits 0 when every allocation and message went through, non-zero otherwise
     (it prints no STUN error code: the 401 is read from coturn's log).
     """
-    cmd = [binary("turnutils_uclient"), "-v", "-y", "-c", "-n", "1", "-m", "1",
-           "-u", username, "-w", credential, "-p", str(coturn.port), "127.0.0.1"]
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=scaled(60), stdin=subprocess.DEVNULL)
+    cmd = [
+        binary("turnutils_uclient"),
+        "-v",
+        "-y",
+        "-c",
+        "-n",
+        "1",
+        "-m",
+        "1",
+        "-u",
+        username,
+        "-w",
+        credential,
+        "-p",
+        str(coturn.port),
+        "127.0.0.1",
+    ]
+    done = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, timeout=scaled(60), stdin=subprocess.DEVNULL
+    )
     return Allocation(done.returncode, done.stdout + done.stderr)

@@ -96,6 +96,7 @@ class Session:
     def _capture(user: User, ws: WebSocket) -> None:
         def keep(into: list[dict[str, Any]]) -> Callable[[str | bytes], None]:
             return lambda payload: into.append(json.loads(payload)) if isinstance(payload, str) else None
+
         ws.on("framesent", keep(user.sent))
         ws.on("framereceived", keep(user.received))
 
@@ -115,7 +116,7 @@ class Session:
             print(f"--- {user.name}'s console:", *user.console, sep="\n")
             try:
                 print(f"--- {user.name}'s page:", await user.page.inner_text("body", timeout=2000), sep="\n")
-            except Exception as error:  # noqa: BLE001 - the page may be the thing that broke
+            except Exception as error:
                 print(f"--- {user.name}'s page: unreadable: {error}")
         print("--- server log:", *self.server.log, sep="\n")
 
@@ -142,8 +143,11 @@ async def sees_video_from(user: User, peer: str, timeout: float = 20) -> int:
     """Wait until ``user`` has decoded video frames from ``peer``; returns how many."""
     page = user.page
     await page.wait_for_function(
-        "(id) => document.querySelector(`[data-testid=remote-video-${id}]`)?.videoWidth > 0", arg=peer,
-        timeout=ms(timeout), polling=100)
+        "(id) => document.querySelector(`[data-testid=remote-video-${id}]`)?.videoWidth > 0",
+        arg=peer,
+        timeout=ms(timeout),
+        polling=100,
+    )
     # The count is the one the wait saw: evaluating again could meet a peer connection
     # that a renegotiation (a reload) has just replaced, with nothing decoded yet.
     seen = await page.wait_for_function(FRAMES_DECODED, arg=peer, timeout=ms(timeout), polling=100)
@@ -163,9 +167,11 @@ async def frame_arrives(condition: Callable[[], bool], timeout: float = 20) -> N
 
 async def peer_state(user: User, peer: str) -> dict[str, str | None]:
     box = user.page.get_by_test_id(f"peer-state-{peer}")
-    return {"connection": await box.get_attribute("data-connection"),
-            "ice": await box.get_by_test_id("ice-state").text_content(),
-            "dtls": await box.get_by_test_id("dtls-state").text_content()}
+    return {
+        "connection": await box.get_attribute("data-connection"),
+        "ice": await box.get_by_test_id("ice-state").text_content(),
+        "dtls": await box.get_by_test_id("dtls-state").text_content(),
+    }
 
 
 async def say(user: User, text: str) -> None:
@@ -174,15 +180,19 @@ async def say(user: User, text: str) -> None:
     await page.get_by_test_id("chat-input").fill(text)
     send = page.get_by_test_id("chat-send")
     await send.wait_for(state="visible", timeout=ms(5))
-    await page.wait_for_function("!document.querySelector('[data-testid=chat-send]').disabled", timeout=ms(10),
-                                 polling=100)
+    await page.wait_for_function(
+        "!document.querySelector('[data-testid=chat-send]').disabled", timeout=ms(10), polling=100
+    )
     await send.click()
 
 
 async def hears(user: User, line: str) -> None:
     await user.page.wait_for_function(
         "(line) => [...document.querySelectorAll('[data-testid=chat-line]')].some((li) => li.textContent === line)",
-        arg=line, timeout=ms(10), polling=100)
+        arg=line,
+        timeout=ms(10),
+        polling=100,
+    )
 
 
 async def chat_lines(user: User) -> list[str]:
@@ -227,14 +237,14 @@ async def call(s: Session) -> tuple[User, User]:
 
 @pytest.mark.async_timeout(90)
 async def test_two_app_pages_see_each_others_video_and_chat(
-        chromium_path: str, web_dist: Path, tmp_path: Path, keep_artifact: Callable[[str, Path], None]) -> None:
+    chromium_path: str, web_dist: Path, tmp_path: Path, keep_artifact: Callable[[str, Path], None]
+) -> None:
     async with session(chromium_path, web_dist) as s:
         started = time.monotonic()
         alice, bob = await call(s)
         print(f"two pages joined and decoded each other's video in {time.monotonic() - started:.1f} s")
         for user, peer in ((alice, "bob"), (bob, "alice")):
-            assert await peer_state(user, peer) == {"connection": "connected", "ice": "connected",
-                                                    "dtls": "connected"}
+            assert await peer_state(user, peer) == {"connection": "connected", "ice": "connected", "dtls": "connected"}
 
         # A chat message each way, over the data channel.
         await say(alice, "hello from alice")
@@ -321,7 +331,8 @@ async def test_the_call_survives_a_server_restart(chromium_path: str, web_dist: 
             # it); the page's event list keeps it.
             events = user.page.get_by_test_id("events")
             await events.get_by_text("The server is shutting down or restarting; reconnecting…").first.wait_for(
-                timeout=ms(5))
+                timeout=ms(5)
+            )
             assert await user.page.get_by_test_id("status").get_attribute("data-state") == "reconnecting"
         with server_process("--web-root", str(web_dist), "--port", str(first.port)) as second:
             s.server = second
@@ -349,8 +360,7 @@ async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, 
     from av import VideoFrame
 
     async with session(chromium_path, web_dist) as s:
-        conn = await asyncio.wait_for(
-            websocket_connect(wire.ws_url(s.server.port, ROOM, "robot")), scaled(5))
+        conn = await asyncio.wait_for(websocket_connect(wire.ws_url(s.server.port, ROOM, "robot")), scaled(5))
         client = Client(conn, "robot")
         assert (await client.recv_type("joined"))["data"]["peers"] == []
         robot = Peer(client)
@@ -369,7 +379,8 @@ async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, 
             await robot.until(robot.connected, 20, "the app's call to connect")
             assert robot.signals_received["offer"] == 1 and robot.signals_received["answer"] == 0
             frame = await asyncio.wait_for(
-                (await robot.until(remote_video, 10, "the app's video track")).recv(), scaled(10))
+                (await robot.until(remote_video, 10, "the app's video track")).recv(), scaled(10)
+            )
             assert isinstance(frame, VideoFrame) and frame.width > 0  # aiortc decoded Chromium's camera
             assert await sees_video_from(app, "robot") > 0  # and Chromium one of aiortc's
             await robot.until(robot.channel, 10, "the chat channel")

@@ -60,11 +60,16 @@ http {{
     include {tmp_path}/site.conf;
 }}
 """)
-        check = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                               capture_output=True, text=True, timeout=scaled(30))
+        check = subprocess.run(
+            [binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+            capture_output=True,
+            text=True,
+            timeout=scaled(30),
+        )
         assert check.returncode == 0, check.stderr
-        proc = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], stderr=subprocess.DEVNULL
+        )
         try:
             wait_for_port(port)
             yield Nginx(port, access_log), backend
@@ -133,7 +138,8 @@ async def test_behind_nginx_the_per_ip_limit_counts_real_client_ips_not_nginx(ng
 
 
 async def test_nginx_logs_ws_without_its_query_so_a_token_from_a_real_join_never_reaches_its_access_log(
-        nginx_in_front) -> None:  # type: ignore[no-untyped-def]
+    nginx_in_front,
+) -> None:  # type: ignore[no-untyped-def]
     proxy, _ = nginx_in_front
     status, body = await http(proxy, "POST", "/rooms/join", {"clientId": "tok"})
     assert status == 200

@@ -25,14 +25,16 @@ CACHED_URLS = """async () => {
 
 # The page's fetch of a path: its status, or "failed" when no answer came at all.
 FETCH = """async (path) => {
-  try { return (await fetch(path, { method: path.endsWith('/join') ? 'POST' : 'GET', body: path.endsWith('/join') ? '{}' : undefined })).status; }
+  const join = path.endsWith('/join');
+  try { return (await fetch(path, { method: join ? 'POST' : 'GET', body: join ? '{}' : undefined })).status; }
   catch { return 'failed'; }
 }"""
 
 
 @pytest.mark.async_timeout(60)
 async def test_the_app_installs_and_its_shell_opens_offline_without_caching_the_api(
-        chromium_path: str, web_dist: Path, tmp_path: Path) -> None:
+    chromium_path: str, web_dist: Path, tmp_path: Path
+) -> None:
     from playwright.async_api import Error as PlaywrightError
 
     with server_process("--web-root", str(web_dist)) as server:

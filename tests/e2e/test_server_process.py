@@ -13,10 +13,13 @@ from tests.support import http, join, scaled, server_process
 
 
 def test_a_bad_setting_stops_the_start_with_one_line_naming_it() -> None:
-    result = subprocess.run([sys.executable, "-m", "transport.server", "--port", "http"],
-                            capture_output=True, text=True, timeout=scaled(30))
+    result = subprocess.run(
+        [sys.executable, "-m", "transport.server", "--port", "http"], capture_output=True, text=True, timeout=scaled(30)
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["signaling-server: invalid setting: --port='http': expected an integer"]
+    assert result.stderr.strip().splitlines() == [
+        "signaling-server: invalid setting: --port='http': expected an integer"
+    ]
 
 
 def test_the_console_script_is_installed() -> None:

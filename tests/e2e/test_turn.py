@@ -43,9 +43,12 @@ def signaling(coturn: Coturn) -> Iterator[ServerProcess]:
 
 
 def rest_join(server: ServerProcess, room: str, client: str) -> dict[str, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/rooms/{room}/join", method="POST",
-                                     data=json.dumps({"clientId": client}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/rooms/{room}/join",
+        method="POST",
+        data=json.dumps({"clientId": client}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=scaled(5)) as response:
         answer: dict[str, Any] = json.load(response)
     return answer
@@ -62,7 +65,8 @@ def allocated(coturn: Coturn, username: str) -> bool:
 
 
 def test_coturn_allocates_relays_with_the_credentials_of_a_real_join_answer(
-        coturn: Coturn, signaling: ServerProcess) -> None:
+    coturn: Coturn, signaling: ServerProcess
+) -> None:
     entry = turn_entry(rest_join(signaling, "turn-room", "alice"))
     assert entry["urls"] == [coturn.url] and entry["username"].endswith(":alice")
     assert time.time() + 590 < int(entry["username"].split(":")[0]) <= time.time() + 600
@@ -94,22 +98,26 @@ def _other_client(entry: dict[str, Any]) -> tuple[str, str]:
 
 
 def _wrong_secret(entry: dict[str, Any]) -> tuple[str, str]:
-    forged = turn.ice_server(turn.TurnConfig(tuple(entry["urls"]), "not-the-coturn-secret", 600), "alice",
-                             time.time())
+    forged = turn.ice_server(turn.TurnConfig(tuple(entry["urls"]), "not-the-coturn-secret", 600), "alice", time.time())
     return forged["username"], forged["credential"]
 
 
-@pytest.mark.parametrize("forge", [_expired, _extended, _other_client, _wrong_secret],
-                         ids=["expired", "altered-expiry", "altered-client", "wrong-secret"])
+@pytest.mark.parametrize(
+    "forge",
+    [_expired, _extended, _other_client, _wrong_secret],
+    ids=["expired", "altered-expiry", "altered-client", "wrong-secret"],
+)
 def test_coturn_refuses_expired_altered_and_wrong_secret_credentials_with_401(
-        coturn: Coturn, signaling: ServerProcess, forge: Any) -> None:
+    coturn: Coturn, signaling: ServerProcess, forge: Any
+) -> None:
     username, credential = forge(turn_entry(rest_join(signaling, "turn-401" + forge.__name__, "alice")))
 
     result = uclient(coturn, username, credential)
 
     assert result.returncode != 0 and "Cannot complete Allocation" in result.output, result.output
-    coturn.wait_for_line(lambda line: f"user <{username}>:" in line and "error 401: Unauthorized" in line,
-                         f"a 401 for {username}")
+    coturn.wait_for_line(
+        lambda line: f"user <{username}>:" in line and "error 401: Unauthorized" in line, f"a 401 for {username}"
+    )
     assert not allocated(coturn, username)
 
 

@@ -18,8 +18,15 @@ pytestmark = pytest.mark.slow
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     npm = require_node_modules()
     # CI=true: Vitest runs once, without watch mode or an interactive reporter.
-    return subprocess.run([npm, *args], check=False, cwd=WEB, capture_output=True, text=True, timeout=scaled(300),
-                          env={**os.environ, "CI": "true", "NO_COLOR": "1"})
+    return subprocess.run(
+        [npm, *args],
+        check=False,
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=scaled(300),
+        env={**os.environ, "CI": "true", "NO_COLOR": "1"},
+    )
 
 
 def test_the_apps_vitest_suite_passes() -> None:
@@ -27,4 +34,3 @@ def test_the_apps_vitest_suite_passes() -> None:
     print(result.stdout[-3000:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "passed" in result.stdout
-

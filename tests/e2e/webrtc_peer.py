@@ -43,8 +43,9 @@ def split_description(sdp: str) -> tuple[str, list[dict[str, Any]]]:
     for index, media in enumerate(parsed.media):
         mid = media.rtp.muxId
         for candidate in media.ice_candidates:
-            inits.append({"candidate": CANDIDATE_PREFIX + candidate_to_sdp(candidate),
-                          "sdpMid": mid, "sdpMLineIndex": index})
+            inits.append(
+                {"candidate": CANDIDATE_PREFIX + candidate_to_sdp(candidate), "sdpMid": mid, "sdpMLineIndex": index}
+            )
         inits.append({"candidate": "", "sdpMid": mid, "sdpMLineIndex": index})
     kept = []
     for line in sdp.splitlines():
@@ -62,7 +63,7 @@ def split_description(sdp: str) -> tuple[str, list[dict[str, Any]]]:
 def candidate_from_init(init: dict[str, Any]) -> RTCIceCandidate:
     text = init["candidate"]
     if text.startswith(CANDIDATE_PREFIX):
-        text = text[len(CANDIDATE_PREFIX):]
+        text = text[len(CANDIDATE_PREFIX) :]
     candidate = candidate_from_sdp(text)
     candidate.sdpMid = init.get("sdpMid")
     candidate.sdpMLineIndex = init.get("sdpMLineIndex")
@@ -110,8 +111,9 @@ class Peer:
 
     async def until(self, awaitable: asyncio.Future[T], timeout: float, what: str) -> T:
         """Await ``awaitable`` within ``scaled(timeout)``; fail early if this peer failed."""
-        done, _ = await asyncio.wait({awaitable, self.failed}, timeout=scaled(timeout),
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {awaitable, self.failed}, timeout=scaled(timeout), return_when=asyncio.FIRST_COMPLETED
+        )
         if self.failed in done:
             self.failed.result()  # raises the failure
         if awaitable not in done:
@@ -178,8 +180,7 @@ class Peer:
     def _send_description(self, to: str) -> None:
         description = self.pc.localDescription
         sdp, inits = split_description(description.sdp)
-        self.client.send({"type": description.type, "to": to,
-                          "data": {"type": description.type, "sdp": sdp}})
+        self.client.send({"type": description.type, "to": to, "data": {"type": description.type, "sdp": sdp}})
         for init in inits:
             self.client.send({"type": "ice-candidate", "to": to, "data": init})
             if init["candidate"]:
@@ -201,7 +202,7 @@ class Peer:
                 await self._handle(json.loads(text))
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - reported through every wait of this peer
+        except BaseException as exc:
             self._fail(exc)
 
     async def _handle(self, frame: dict[str, Any]) -> None:

@@ -41,8 +41,14 @@ def group_alive(pgid: int) -> bool:
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     # Its own session, so the bench, its servers and its generators can all be killed at once.
-    proc = subprocess.Popen([sys.executable, str(BENCH), "--quick", "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(BENCH), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=scaled(240))
     except subprocess.TimeoutExpired:
@@ -92,5 +98,9 @@ def test_quick_bench_writes_a_markdown_table_and_checks_the_targets(quick_run: d
     table = quick_run["_markdown"]
     assert "| figure | floor | service | service/floor |" in table
     assert {t["target"].split(" at ")[0] for t in quick_run["targets"]} >= {
-        "CPU per relayed message", "CPU per call setup", "RSS per connection", "lost messages"}
+        "CPU per relayed message",
+        "CPU per call setup",
+        "RSS per connection",
+        "lost messages",
+    }
     assert quick_run["machine"]["cores"] >= 1

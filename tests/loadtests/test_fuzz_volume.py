@@ -30,23 +30,43 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_twenty_thousand_fuzzed_frames_are_all_answered_relayed_or_counted_and_none_crosses_rooms(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "fuzz.json"
-    proc = subprocess.run([sys.executable, "-m", "loadtests.fuzz", "--frames", "20000", "--seed", "11",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=scaled(240),
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadtests.fuzz", "--frames", "20000", "--seed", "11", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=scaled(240),
+        check=False,
+    )
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    print(json.dumps({k: result[k] for k in ("seconds", "frames_per_second", "reconciliation", "healthy_pair")},
-                     indent=1))
+    print(
+        json.dumps({k: result[k] for k in ("seconds", "frames_per_second", "reconciliation", "healthy_pair")}, indent=1)
+    )
     latency_checks = {k for k in result["checks"] if k.startswith(("healthy_pair_p99", "server_relay_p99"))}
     failed = {k: v for k, v in result["checks"].items() if not v and k not in latency_checks}
     assert not failed, json.dumps(result, indent=1)[:6000]
     figures = result["reconciliation"]
     assert figures["frames_received"] == figures["frames_sent"] > 20000
     kinds = result["sent_by_kind"]
-    for kind in ("valid", "broadcast", "to-stub", "cross-room", "broken", "random-text", "json-value", "nested",
-                 "huge-number", "binary", "too-large", "from", "random-bytes-as-text"):
+    for kind in (
+        "valid",
+        "broadcast",
+        "to-stub",
+        "cross-room",
+        "broken",
+        "random-text",
+        "json-value",
+        "nested",
+        "huge-number",
+        "binary",
+        "too-large",
+        "from",
+        "random-bytes-as-text",
+    ):
         assert kinds.get(kind, 0) > 0, kind
     assert set(result["killers"]) == {"invalid-utf8", "over-hard-cap"}
     assert figures["relayed"]["delivered"] and figures["relayed"]["held"] and figures["relayed"]["rejected"]

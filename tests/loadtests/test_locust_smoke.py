@@ -26,8 +26,16 @@ LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 RUN_SECONDS = 20
 # Every locust user dials from 127.0.0.1: lift the per-IP limits meant for the internet.
 LOAD_TEST_LIMITS = wire.as_env(wire.LIFTED_PER_ADDRESS)
-EXPECTED_STEPS = {"POST /rooms/[id]/join", "connect", "peer-joined", "offer->answer", "ice 10+10", "leave",
-                  "relay 1KB", "idle ping"}
+EXPECTED_STEPS = {
+    "POST /rooms/[id]/join",
+    "connect",
+    "peer-joined",
+    "offer->answer",
+    "ice 10+10",
+    "leave",
+    "relay 1KB",
+    "idle ping",
+}
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -37,14 +45,31 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def run_locust(port: int, csv_prefix: Path) -> subprocess.CompletedProcess[str]:
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-        "-u", "30", "-r", "15", "-t", f"{RUN_SECONDS}s", "--stop-timeout", "5",
-        "--host", f"http://127.0.0.1:{port}", "--csv", str(csv_prefix), "--only-summary",
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        "30",
+        "-r",
+        "15",
+        "-t",
+        f"{RUN_SECONDS}s",
+        "--stop-timeout",
+        "5",
+        "--host",
+        f"http://127.0.0.1:{port}",
+        "--csv",
+        str(csv_prefix),
+        "--only-summary",
     ]
     env = {**os.environ, "LOCUST_IDLE_PING": "2", "LOCUST_RELAY_RATE": "5"}
     # A session of its own, so the whole locust process tree can be killed if it hangs.
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         out, _ = proc.communicate(timeout=scaled(RUN_SECONDS + 40))
     except subprocess.TimeoutExpired:

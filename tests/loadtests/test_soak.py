@@ -29,11 +29,28 @@ SOAK = ROOT / "loadtests" / "soak.py"
 def test_a_minute_of_call_setup_churn_leaves_memory_flat_and_everything_back_to_baseline(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     # A short grace so dropped seats expire, and the rooms settle, soon after the load.
-    cmd = [sys.executable, str(SOAK), "--rate", "20", "--duration", "60", "--warmup", "20", "--interval", "2",
-           "--grace", "2", "--settle", str(scaled(30)), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(SOAK),
+        "--rate",
+        "20",
+        "--duration",
+        "60",
+        "--warmup",
+        "20",
+        "--interval",
+        "2",
+        "--grace",
+        "2",
+        "--settle",
+        str(scaled(30)),
+        "--out",
+        str(out),
+    ]
     # Its own session, so soak.py and the server it started can be killed together.
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = proc.communicate(timeout=scaled(200))
     except subprocess.TimeoutExpired:

@@ -24,6 +24,7 @@ SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 # -- reading the shipped files ----------------------------------------------------
 
+
 def alert_exprs(text: str) -> dict[str, tuple[str, int, int]]:
     """alert name -> (expr, first line, end line) in alerts.yml.
 
@@ -76,8 +77,21 @@ def grafana_to_promql(expr: str) -> str:
     return expr
 
 
-_NOT_METRICS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-                "offset", "inf", "nan"}
+_NOT_METRICS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -88,7 +102,7 @@ def metric_names(expr: str) -> set[str]:
     e = re.sub(r"\{[^}]*\}", "", e)  # matchers
     names = set()
     for m in re.finditer(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*", e):
-        if e[m.end():].lstrip().startswith("("):
+        if e[m.end() :].lstrip().startswith("("):
             continue  # a function or an aggregation
         if m.group().lower() not in _NOT_METRICS:
             names.add(m.group())
@@ -97,8 +111,14 @@ def metric_names(expr: str) -> set[str]:
 
 def check_parses(tmp_path: Path, exprs: list[str]) -> None:
     """Each expression as a recording rule through ``promtool check rules``: Prometheus's parser."""
-    rules = {"groups": [{"name": "parse", "rules": [
-        {"record": f"parse:expr_{i}", "expr": e} for i, e in enumerate(dict.fromkeys(exprs))]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "parse",
+                "rules": [{"record": f"parse:expr_{i}", "expr": e} for i, e in enumerate(dict.fromkeys(exprs))],
+            }
+        ]
+    }
     path = tmp_path / "exprs.yml"
     path.write_text(json.dumps(rules, indent=1))  # JSON is YAML
     result = promtool("check", "rules", str(path))
@@ -124,6 +144,7 @@ def cluster_series_names() -> set[str]:
 
 # -- Prometheus: scrape config, alert rules and their unit tests --------------------
 
+
 def test_the_scrape_config_and_the_rule_file_it_loads_pass_promtool_check_config() -> None:
     result = promtool("check", "config", "prometheus.yml", cwd=PROMETHEUS)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -145,15 +166,24 @@ def test_the_alert_unit_tests_pass_promtool_test_rules() -> None:
 
 def test_the_issue_asks_for_these_alerts() -> None:
     names = set(alert_exprs((PROMETHEUS / "alerts.yml").read_text()))
-    assert {"SignalingBackendDown", "SignalingJoinErrorRate", "SignalingMessageErrorRate",
-            "SignalingRelayLatencyHigh", "SignalingSlowReaderDisconnects", "SignalingRoomFailures",
-            "SignalingMailboxBacklog"} <= names
+    assert {
+        "SignalingBackendDown",
+        "SignalingJoinErrorRate",
+        "SignalingMessageErrorRate",
+        "SignalingRelayLatencyHigh",
+        "SignalingSlowReaderDisconnects",
+        "SignalingRoomFailures",
+        "SignalingMailboxBacklog",
+    } <= names
 
 
-@pytest.mark.parametrize("mutant, proves", [
-    ("vector(0) > 1", "fires when it should"),  # never fires: every firing expectation must fail
-    ('count by (instance) ({__name__=~".+"})', "stays quiet when it should"),  # always fires, for every instance
-])
+@pytest.mark.parametrize(
+    "mutant, proves",
+    [
+        ("vector(0) > 1", "fires when it should"),  # never fires: every firing expectation must fail
+        ('count by (instance) ({__name__=~".+"})', "stays quiet when it should"),  # always fires, for every instance
+    ],
+)
 def test_every_alert_has_unit_tests_that_catch_it_misbehaving(tmp_path: Path, mutant: str, proves: str) -> None:
     """Mutation testing of alerts_test.yml: replace every alert's expression by one that
     never (or always) fires; the unit tests must then fail for every single alert."""
@@ -184,6 +214,7 @@ async def test_the_alert_rules_name_only_metrics_the_service_exports(tmp_path: P
 
 # -- Grafana ----------------------------------------------------------------------
 
+
 def test_the_dashboard_is_importable_json_with_unique_panel_ids_and_a_datasource_variable() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"] and dashboard["title"] and dashboard.get("id") is None
@@ -197,8 +228,9 @@ def test_the_dashboard_is_importable_json_with_unique_panel_ids_and_a_datasource
             continue
         assert panel["targets"], panel["title"]
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
-        assert {t["refId"] for t in panel["targets"]} and all(t["datasource"]["uid"] == "${datasource}"
-                                                               for t in panel["targets"])
+        assert {t["refId"] for t in panel["targets"]} and all(
+            t["datasource"]["uid"] == "${datasource}" for t in panel["targets"]
+        )
 
 
 async def test_every_dashboard_query_parses_and_names_only_metrics_the_service_exports(tmp_path: Path) -> None:
@@ -210,7 +242,7 @@ async def test_every_dashboard_query_parses_and_names_only_metrics_the_service_e
     exported = await live_series_names()
     variable_query = json.loads(DASHBOARD.read_text())["templating"]["list"][1]["definition"]
     used_by_panel: dict[str, set[str]] = {}
-    for (title, _), e in zip(exprs, promql):
+    for (title, _), e in zip(exprs, promql, strict=True):
         used = metric_names(e)
         assert used, f"panel {title!r}: {e} selects no metric"
         used_by_panel.setdefault(title, set()).update(used)
@@ -219,13 +251,24 @@ async def test_every_dashboard_query_parses_and_names_only_metrics_the_service_e
         assert used <= exported, f"panel {title!r} uses metrics the service does not export: {sorted(used - exported)}"
     # The dashboard covers what the issue asks operators to see at a glance.
     everything = set().union(*used_by_panel.values())
-    assert {"signaling_connected_clients", "signaling_rooms", "signaling_relay_latency_seconds_bucket",
-            "signaling_call_setup_seconds_bucket", "signaling_joins_total", "signaling_messages_total",
-            "signaling_frame_errors_total", "signaling_room_failures_total", "signaling_room_mailbox_max_depth",
-            "signaling_slow_reader_disconnects_total", "signaling_closes_total"} <= everything
+    assert {
+        "signaling_connected_clients",
+        "signaling_rooms",
+        "signaling_relay_latency_seconds_bucket",
+        "signaling_call_setup_seconds_bucket",
+        "signaling_joins_total",
+        "signaling_messages_total",
+        "signaling_frame_errors_total",
+        "signaling_room_failures_total",
+        "signaling_room_mailbox_max_depth",
+        "signaling_slow_reader_disconnects_total",
+        "signaling_closes_total",
+    } <= everything
 
 
 def test_the_metric_name_reader_finds_selectors_and_skips_functions_labels_and_keywords() -> None:
-    expr = ('histogram_quantile(0.99, sum by (le, instance) (rate(a_bucket{job="x", le=~"1|b"}[5m] offset 1m)))'
-            ' / on (instance) group_left (version) b_info > bool 1 and c_total unless up')
+    expr = (
+        'histogram_quantile(0.99, sum by (le, instance) (rate(a_bucket{job="x", le=~"1|b"}[5m] offset 1m)))'
+        " / on (instance) group_left (version) b_info > bool 1 and c_total unless up"
+    )
     assert metric_names(expr) == {"a_bucket", "b_info", "c_total", "up"}

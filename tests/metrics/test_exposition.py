@@ -20,7 +20,8 @@ async def test_the_live_exposition_passes_promtool_check_metrics_after_traffic()
     assert content_type.startswith("text/plain")
     result = promtool("check", "metrics", stdin=text)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )
 
 
 async def test_traffic_moves_the_series_each_call_site_feeds(server: Server) -> None:
@@ -65,8 +66,12 @@ async def test_metrics_are_negotiated_and_never_carry_created_series() -> None:
         assert "signaling_messages_total{" in text
     # Process metrics stay on next to the service's own.
     names = sample_names(plain)
-    assert {"process_cpu_seconds_total", "process_resident_memory_bytes", "python_gc_collections_total",
-            "signaling_build_info"} <= names
+    assert {
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "python_gc_collections_total",
+        "signaling_build_info",
+    } <= names
 
 
 async def test_the_real_process_serves_lintable_metrics_without_created_series() -> None:

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -38,7 +38,7 @@ def events(log: list[str]) -> list[dict[str, Any]]:
         assert isinstance(event, dict), line
         assert {"time", "level", "logger", "thread", "message"} <= event.keys(), line
         assert event["level"] in LEVELS, line
-        assert event["time"].endswith("Z") and datetime.fromisoformat(event["time"]).tzinfo == timezone.utc, line
+        assert event["time"].endswith("Z") and datetime.fromisoformat(event["time"]).tzinfo == UTC, line
         out.append(event)
     return out
 
@@ -50,8 +50,11 @@ async def call_with_secrets(server: Any, room: str, count: int = 1) -> None:
     await a.recv_type("peer-joined")
     for _ in range(count):
         a.signal("offer", to="bob", data={"type": "offer", "sdp": "v=0 SECRET-SDP-MARKER 203.0.113.7"})
-        a.signal("ice-candidate", to="bob",
-                 data={"candidate": "candidate:SECRET-CANDIDATE-MARKER 1 udp 1 198.51.100.9 9 typ host"})
+        a.signal(
+            "ice-candidate",
+            to="bob",
+            data={"candidate": "candidate:SECRET-CANDIDATE-MARKER 1 udp 1 198.51.100.9 9 typ host"},
+        )
         b.signal("answer", to="alice", data={"type": "answer", "sdp": "v=0 SECRET-SDP-MARKER 203.0.113.7"})
         await b.recv_type("offer")
         await b.recv_type("ice-candidate")
@@ -96,8 +99,14 @@ async def test_at_info_a_busy_call_logs_its_lifecycle_but_no_line_per_message() 
         await stop(proc)
     log = events(proc.log)
     room = [e for e in log if e.get("room") == "quietroom"]
-    assert [e["message"] for e in room] == ["room opened", "peer connected", "peer connected",
-                                            "peer disconnected", "peer disconnected", "room closed"]
+    assert [e["message"] for e in room] == [
+        "room opened",
+        "peer connected",
+        "peer connected",
+        "peer disconnected",
+        "peer disconnected",
+        "room closed",
+    ]
     assert all(e["level"] != "DEBUG" for e in log)
     assert len(log) < 15, log
 
@@ -187,9 +196,15 @@ def test_both_formatters_redact_a_token_in_a_message_or_a_traceback() -> None:
     try:
         raise RuntimeError("bad request GET /ws?roomId=r&token=eyJhbGciOi.abc.def&clientId=c")
     except RuntimeError:
-        rec = logging.LogRecord("tornado.application", logging.ERROR, __file__, 1,
-                                "Uncaught exception GET /ws?roomId=r&token=%s (127.0.0.1)", ("SECRETTOKEN",),
-                                sys.exc_info())
+        rec = logging.LogRecord(
+            "tornado.application",
+            logging.ERROR,
+            __file__,
+            1,
+            "Uncaught exception GET /ws?roomId=r&token=%s (127.0.0.1)",
+            ("SECRETTOKEN",),
+            sys.exc_info(),
+        )
     for formatter in (TextFormatter(), JsonFormatter()):
         line = formatter.format(rec)
         assert "SECRETTOKEN" not in line and "eyJhbGciOi" not in line

@@ -22,8 +22,11 @@ MAX_FRAME = 1024
 
 async def metrics(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     _, text = await scrape(server)
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
@@ -40,10 +43,11 @@ async def refused_join_then_frames(server: Server, frames: list[bytes]) -> None:
     """Upgrade as a clientId already connected (refused: 4409) with ``frames`` and a close
     frame sent right behind the request; wait for the server's close frame."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /ws?roomId=mix&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n" + b"".join(masked(0x1, f) for f in frames)
-                 + masked(0x8, b"\x03\xe8"))
+    writer.write(
+        b"GET /ws?roomId=mix&clientId=a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n" + b"".join(masked(0x1, f) for f in frames) + masked(0x8, b"\x03\xe8")
+    )
     seen = b""
     while True:
         chunk = await asyncio.wait_for(reader.read(4096), scaled(10))
@@ -57,9 +61,11 @@ async def refused_join_then_frames(server: Server, frames: list[bytes]) -> None:
 async def ping_timeout(server: Server) -> None:
     """A client that completes the upgrade, then never answers a ping (nor reads)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(b"GET /ws?roomId=silent&clientId=s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    writer.write(
+        b"GET /ws?roomId=silent&clientId=s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
     seen = b""
     while b"ping timed out" not in seen:  # the close frame Tornado sends (code 1000)
         chunk = await asyncio.wait_for(reader.read(4096), scaled(10))
@@ -69,8 +75,9 @@ async def ping_timeout(server: Server) -> None:
 
 
 async def test_after_a_mixed_run_the_metrics_account_for_every_frame_received(make_server: ServerFactory) -> None:
-    server = await make_server(max_frame_bytes=MAX_FRAME, rate_limit=5, rate_burst=10, ping_interval=1,
-                               ping_timeout=1, reconnect_grace=0)
+    server = await make_server(
+        max_frame_bytes=MAX_FRAME, rate_limit=5, rate_burst=10, ping_interval=1, ping_timeout=1, reconnect_grace=0
+    )
     sent = 0
 
     def send(client: Client, frame: object) -> None:
@@ -140,8 +147,11 @@ async def test_after_a_mixed_run_the_metrics_account_for_every_frame_received(ma
     assert dropped == total(m, "signaling_inbound_dropped_total", reason="join-refused") == 3
     assert total(m, "signaling_relayed_frames_total", outcome="held") == 1
     assert total(m, "signaling_relayed_frames_total", outcome="delivered") == 3
-    assert total(m, "signaling_frame_errors_total", code="rate-limited") == total(
-        m, "signaling_frames_received_total", type="unparsed") - 3 > 0
+    assert (
+        total(m, "signaling_frame_errors_total", code="rate-limited")
+        == total(m, "signaling_frames_received_total", type="unparsed") - 3
+        > 0
+    )
     for code, count in (("1000", 1), ("1002", 1), ("1008", 1), ("1009", 1), ("4409", 1)):
         assert total(m, "signaling_closes_total", code=code) == count, code
     a.close()

@@ -50,52 +50,103 @@ INTENTS: list[tuple[str, Callable[[SignalingMetrics], None], dict[Any, float]]] 
     ("room_closed", lambda m: m.room_closed(), {key("signaling_rooms"): -1}),
     ("room_failed", lambda m: m.room_failed(), {key("signaling_room_failures_total"): 1}),
     ("join ok", lambda m: m.join("ws", "ok"), {key("signaling_joins_total", path="ws", outcome="ok"): 1}),
-    ("join refused", lambda m: m.join("rest", "room-full"),
-     {key("signaling_joins_total", path="rest", outcome="room-full"): 1}),
-    ("message delivered to 3", lambda m: m.message("ice-candidate", "delivered", "", 3),
-     {key("signaling_messages_total", type="ice-candidate", outcome="delivered", reason=""): 3}),
-    ("message held", lambda m: m.message("offer", "held"),
-     {key("signaling_messages_total", type="offer", outcome="held", reason=""): 1}),
-    ("message rejected", lambda m: m.message("answer", "rejected", "unknown-peer"),
-     {key("signaling_messages_total", type="answer", outcome="rejected", reason="unknown-peer"): 1}),
+    (
+        "join refused",
+        lambda m: m.join("rest", "room-full"),
+        {key("signaling_joins_total", path="rest", outcome="room-full"): 1},
+    ),
+    (
+        "message delivered to 3",
+        lambda m: m.message("ice-candidate", "delivered", "", 3),
+        {key("signaling_messages_total", type="ice-candidate", outcome="delivered", reason=""): 3},
+    ),
+    (
+        "message held",
+        lambda m: m.message("offer", "held"),
+        {key("signaling_messages_total", type="offer", outcome="held", reason=""): 1},
+    ),
+    (
+        "message rejected",
+        lambda m: m.message("answer", "rejected", "unknown-peer"),
+        {key("signaling_messages_total", type="answer", outcome="rejected", reason="unknown-peer"): 1},
+    ),
     ("frame_received", lambda m: m.frame_received("offer"), {key("signaling_frames_received_total", type="offer"): 1}),
-    ("frame_received invalid", lambda m: m.frame_received("invalid"),
-     {key("signaling_frames_received_total", type="invalid"): 1}),
-    ("frame_error", lambda m: m.frame_error("invalid-json"),
-     {key("signaling_frame_errors_total", code="invalid-json"): 1}),
+    (
+        "frame_received invalid",
+        lambda m: m.frame_received("invalid"),
+        {key("signaling_frames_received_total", type="invalid"): 1},
+    ),
+    (
+        "frame_error",
+        lambda m: m.frame_error("invalid-json"),
+        {key("signaling_frame_errors_total", code="invalid-json"): 1},
+    ),
     ("closed", lambda m: m.closed(4409), {key("signaling_closes_total", code="4409"): 1}),
     ("closed by tornado", lambda m: m.closed(1009), {key("signaling_closes_total", code="1009"): 1}),
-    ("frame_received unparsed", lambda m: m.frame_received("unparsed"),
-     {key("signaling_frames_received_total", type="unparsed"): 1}),
+    (
+        "frame_received unparsed",
+        lambda m: m.frame_received("unparsed"),
+        {key("signaling_frames_received_total", type="unparsed"): 1},
+    ),
     ("frame_relayed", lambda m: m.frame_relayed("held"), {key("signaling_relayed_frames_total", outcome="held"): 1}),
-    ("inbound_dropped", lambda m: m.inbound_dropped("join-refused"),
-     {key("signaling_inbound_dropped_total", reason="join-refused"): 1}),
-    ("untrusted_proxy_header", lambda m: m.untrusted_proxy_header(),
-     {key("signaling_untrusted_proxy_headers_total"): 1}),
-    ("outbound_dropped", lambda m: m.outbound_dropped("connection-closed"),
-     {key("signaling_outbound_dropped_total", reason="connection-closed"): 1}),
-    ("slow_reader_disconnected", lambda m: m.slow_reader_disconnected(),
-     {key("signaling_slow_reader_disconnects_total"): 1}),
+    (
+        "inbound_dropped",
+        lambda m: m.inbound_dropped("join-refused"),
+        {key("signaling_inbound_dropped_total", reason="join-refused"): 1},
+    ),
+    (
+        "untrusted_proxy_header",
+        lambda m: m.untrusted_proxy_header(),
+        {key("signaling_untrusted_proxy_headers_total"): 1},
+    ),
+    (
+        "outbound_dropped",
+        lambda m: m.outbound_dropped("connection-closed"),
+        {key("signaling_outbound_dropped_total", reason="connection-closed"): 1},
+    ),
+    (
+        "slow_reader_disconnected",
+        lambda m: m.slow_reader_disconnected(),
+        {key("signaling_slow_reader_disconnects_total"): 1},
+    ),
     ("held_expired", lambda m: m.held_expired(5), {key("signaling_held_expired_total"): 5}),
     ("held_expired of nothing", lambda m: m.held_expired(0), {}),
-    ("relay_latency", lambda m: m.relay_latency(0.0003), {
-        key("signaling_relay_latency_seconds_count"): 1,
-        key("signaling_relay_latency_seconds_sum"): 0.0003,
-        **{key("signaling_relay_latency_seconds_bucket", le=le): 1
-           for le in ("0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "1.0", "+Inf")},
-    }),
-    ("call_setup", lambda m: m.call_setup(0.2), {
-        key("signaling_call_setup_seconds_count"): 1,
-        key("signaling_call_setup_seconds_sum"): 0.2,
-        **{key("signaling_call_setup_seconds_bucket", le=le): 1
-           for le in ("0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "30.0", "+Inf")},
-    }),
-    ("room_peak_members", lambda m: m.room_peak_members(5), {
-        key("signaling_room_peak_members_count"): 1,
-        key("signaling_room_peak_members_sum"): 5,
-        **{key("signaling_room_peak_members_bucket", le=le): 1
-           for le in ("6.0", "8.0", "12.0", "16.0", "32.0", "64.0", "+Inf")},
-    }),
+    (
+        "relay_latency",
+        lambda m: m.relay_latency(0.0003),
+        {
+            key("signaling_relay_latency_seconds_count"): 1,
+            key("signaling_relay_latency_seconds_sum"): 0.0003,
+            **{
+                key("signaling_relay_latency_seconds_bucket", le=le): 1
+                for le in ("0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "1.0", "+Inf")
+            },
+        },
+    ),
+    (
+        "call_setup",
+        lambda m: m.call_setup(0.2),
+        {
+            key("signaling_call_setup_seconds_count"): 1,
+            key("signaling_call_setup_seconds_sum"): 0.2,
+            **{
+                key("signaling_call_setup_seconds_bucket", le=le): 1
+                for le in ("0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "30.0", "+Inf")
+            },
+        },
+    ),
+    (
+        "room_peak_members",
+        lambda m: m.room_peak_members(5),
+        {
+            key("signaling_room_peak_members_count"): 1,
+            key("signaling_room_peak_members_sum"): 5,
+            **{
+                key("signaling_room_peak_members_bucket", le=le): 1
+                for le in ("6.0", "8.0", "12.0", "16.0", "32.0", "64.0", "+Inf")
+            },
+        },
+    ),
 ]
 
 
@@ -149,10 +200,17 @@ def test_every_known_label_value_has_a_series_at_zero_before_anything_happens(me
         assert get("signaling_closes_total", {"code": str(close_code)}) == 0
     for reason in signaling.OUTBOUND_DROP_REASONS:
         assert get("signaling_outbound_dropped_total", {"reason": reason}) == 0
-    for name in ("signaling_connected_clients", "signaling_rooms", "signaling_room_failures_total",
-                 "signaling_slow_reader_disconnects_total", "signaling_held_expired_total",
-                 "signaling_relay_latency_seconds_count", "signaling_call_setup_seconds_count",
-                 "signaling_room_peak_members_count", "signaling_room_mailbox_max_depth"):
+    for name in (
+        "signaling_connected_clients",
+        "signaling_rooms",
+        "signaling_room_failures_total",
+        "signaling_slow_reader_disconnects_total",
+        "signaling_held_expired_total",
+        "signaling_relay_latency_seconds_count",
+        "signaling_call_setup_seconds_count",
+        "signaling_room_peak_members_count",
+        "signaling_room_mailbox_max_depth",
+    ):
         assert get(name) == 0, name
 
 
@@ -164,8 +222,12 @@ def test_the_pre_initialised_label_values_match_the_codes_the_service_uses() -> 
     refusals = _subclasses(errors.JoinRefused)
     assert {c.code for c in refusals} | {"ok"} == set(signaling.JOIN_OUTCOMES)
     server_closes = {wire_codes.close_code(c) for c in refusals} | {
-        wire_codes.CLOSE_GOING_AWAY, wire_codes.CLOSE_POLICY, wire_codes.CLOSE_TRY_AGAIN, wire_codes.CLOSE_REPLACED,
-        wire_codes.CLOSE_ROOM_FAILED}
+        wire_codes.CLOSE_GOING_AWAY,
+        wire_codes.CLOSE_POLICY,
+        wire_codes.CLOSE_TRY_AGAIN,
+        wire_codes.CLOSE_REPLACED,
+        wire_codes.CLOSE_ROOM_FAILED,
+    }
     assert server_closes == set(signaling.CLOSE_CODES)
     # Errors the room decides (they count as rejected messages) and the ones the
     # transport answers itself (frame errors) together make up every FrameError.

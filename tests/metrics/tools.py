@@ -36,8 +36,9 @@ def binary(name: str) -> str:
 
 
 def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([binary("promtool"), *args], input=stdin, capture_output=True, text=True,
-                          timeout=scaled(30), cwd=cwd)
+    return subprocess.run(
+        [binary("promtool"), *args], input=stdin, capture_output=True, text=True, timeout=scaled(30), cwd=cwd
+    )
 
 
 def free_port() -> int:

@@ -52,8 +52,13 @@ def query(token: str | None = None, **args: str) -> dict[str, list[bytes]]:
         (False, True, query(OTHER_CLIENT), True, Forbidden),
     ],
 )
-def test_admission_checks_in_order(draining: bool, ip_admitted: bool, q: dict[str, list[bytes]], token_mode: bool,
-                                   expected: Admission | type[JoinRefused]) -> None:
+def test_admission_checks_in_order(
+    draining: bool,
+    ip_admitted: bool,
+    q: dict[str, list[bytes]],
+    token_mode: bool,
+    expected: Admission | type[JoinRefused],
+) -> None:
     def run() -> Admission:
         return admit(q, draining=draining, ip_admitted=ip_admitted, token_mode=token_mode, tokens=TOKENS)
 
@@ -90,13 +95,19 @@ def test_the_token_policy(token: str | None, token_mode: bool, expected: int | N
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
-        (ClientIdTaken(), JoinFailure("client-id-taken", 4409,
-                                      "client-id-taken: that clientId is already in the room")),
+        (
+            ClientIdTaken(),
+            JoinFailure("client-id-taken", 4409, "client-id-taken: that clientId is already in the room"),
+        ),
         (RoomFull("at 2"), JoinFailure("room-full", 4429, "room-full: at 2")),
-        (ShuttingDown(), JoinFailure("shutting-down", 1001,
-                                     "shutting-down: the server is shutting down; retry on another backend")),
-        (TooManyRequests(), JoinFailure("rate-limited", 1008,
-                                        "rate-limited: too many requests or connections from this address")),
+        (
+            ShuttingDown(),
+            JoinFailure("shutting-down", 1001, "shutting-down: the server is shutting down; retry on another backend"),
+        ),
+        (
+            TooManyRequests(),
+            JoinFailure("rate-limited", 1008, "rate-limited: too many requests or connections from this address"),
+        ),
         (TimeoutError(), JoinFailure("room-failed", 4500, "room did not answer; retry", undo=True)),
         (KeyError("a bug"), JoinFailure("room-failed", 4500, "join failed; retry", bug=True)),
     ],

@@ -50,7 +50,7 @@ async def attach(edge: Relays, link: FakeLink, sink: RecordingSink, epoch: int =
     """An edge attachment to owner "o" whose owner answered ``joined``."""
     joining = asyncio.ensure_future(edge.join_remote(Remote("o", epoch), RoomId("r"), ClientId("c"), sink, None))
     await asyncio.sleep(0)  # let it publish its connect
-    (_, connect), = link.sent
+    ((_, connect),) = link.sent
     header, _ = open_envelope(connect)
     assert header["k"] == "C" and header["e"] == epoch
     link.sent.clear()
@@ -67,7 +67,7 @@ async def test_an_edge_fences_frames_stamped_with_another_epoch_and_closes_the_c
     assert sink.types() == ["offer"]
     assert sink.closed is not None and sink.closed[0] == CLOSE_ROOM_MOVED
     assert dropped(registry, "stale-epoch") == 1
-    (_, leave), = link.sent  # the owner is told the member left
+    ((_, leave),) = link.sent  # the owner is told the member left
     assert open_envelope(leave)[0]["k"] == "L"
     link.sent.clear()
     edge.handle({"k": FRAME, "a": att, "e": 7}, b"late")  # nothing reaches a closed attachment
@@ -124,7 +124,7 @@ async def test_an_owner_refuses_a_remote_join_under_an_epoch_it_does_not_hold() 
     owner, link, _ = relays("o")
     link.epochs["r"] = 8
     owner.handle({"k": "C", "b": "e", "a": "1", "r": "r", "c": "c", "e": 7, "p": None}, b"")
-    (channel, answer), = link.sent
+    ((channel, answer),) = link.sent
     assert channel == "signaling:backend:e"
     assert open_envelope(answer)[0] == {"k": "x", "a": "1", "code": "room-moved"}
     assert owner.owned == {}
@@ -158,7 +158,7 @@ async def test_an_owner_answers_frames_for_an_attachment_it_does_not_know_with_o
     owner, link, registry = relays("o")
     for _ in range(3):  # a burst from a socket the owner dropped (say, while its link was down)
         owner.handle({"k": "R", "b": "e", "a": "9", "t": "offer", "to": "d"}, b"{}")
-    (channel, close), = link.sent
+    ((channel, close),) = link.sent
     assert channel == "signaling:backend:e"
     header = open_envelope(close)[0]
     assert header["k"] == CLOSE and header["a"] == "9" and header["code"] == CLOSE_ROOM_MOVED and "e" not in header
@@ -177,7 +177,7 @@ async def test_an_edge_answers_frames_for_an_attachment_it_does_not_know_with_on
     frame = open_envelope(envelope({"k": FRAME, "a": "9", "e": 7, "o": "o"}))[0]
     for _ in range(3):
         edge.handle(frame, b'{"type":"offer"}')
-    (channel, leave), = link.sent
+    ((channel, leave),) = link.sent
     assert channel == "signaling:backend:o"
     assert open_envelope(leave)[0] == {"k": "L", "b": "e", "a": "9", "ab": True}
 
@@ -191,7 +191,7 @@ async def test_an_edge_whose_link_was_lost_tells_the_owner_its_sockets_left_once
     assert link.sent == []  # nothing can be sent now
     link.up = True
     edge.link_restored()
-    (channel, leave), = link.sent
+    ((channel, leave),) = link.sent
     assert channel == "signaling:backend:o"
     # Abnormal: the owner's Room holds the seat for the reconnect grace, then says peer-left.
     assert open_envelope(leave)[0] == {"k": "L", "b": "e", "a": att, "ab": True}
@@ -208,7 +208,7 @@ async def test_an_owner_whose_link_was_lost_tells_the_edges_to_close_once_the_li
     assert owner.owned == {}
     link.up = True
     owner.link_restored()
-    (channel, close), = link.sent
+    ((channel, close),) = link.sent
     assert channel == "signaling:backend:e"
     header = open_envelope(close)[0]
     assert (header["k"], header["a"], header["code"]) == (CLOSE, "1", CLOSE_ROOM_MOVED)

@@ -88,7 +88,8 @@ async def test_with_only_defaults_500_users_from_one_address_join_by_rest_then_w
 
 
 async def test_with_default_limits_one_flooding_connection_is_still_rate_limited_then_closed(
-        make_server: ServerFactory) -> None:
+    make_server: ServerFactory,
+) -> None:
     server = await make_server(reconnect_grace=0)
     defaults = Settings()
     flood, _ = await join(server, "r", "flood")
@@ -119,7 +120,8 @@ async def test_with_default_limits_one_flooding_connection_is_still_rate_limited
 
 
 async def test_with_default_limits_a_frame_over_the_cap_is_refused_and_one_far_over_it_closes_1009(
-        server: Server) -> None:
+    server: Server,
+) -> None:
     client, _ = await join(server, "r", "big")
     limit = Settings().max_frame_bytes
     client.send(json.dumps({"type": "offer", "data": {"type": "offer", "sdp": "x" * limit}}))

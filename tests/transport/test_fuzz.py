@@ -29,8 +29,11 @@ from tests.strategies import ids, json_values, mutated_frames, valid_frames
 from tests.support import ServerProcess, scaled, server_process
 
 EXAMPLES = int(os.environ.get("SIGNALING_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 text_frames = st.one_of(
     valid_frames.map(json.dumps),
@@ -39,8 +42,16 @@ text_frames = st.one_of(
     st.text(max_size=200),
     st.integers(1, 5000).map(lambda n: "[" * n + "]" * n),
     st.integers(1, 5000).map(lambda n: '{"a":' * n + "1" + "}" * n),
-    st.sampled_from(["NaN", "1e999", '{"type":"offer","to":"peer","data":{"type":"offer","sdp":"x","v":1e999}}',
-                     "\ufeff{}", "\x00", "9" * 5000]),
+    st.sampled_from(
+        [
+            "NaN",
+            "1e999",
+            '{"type":"offer","to":"peer","data":{"type":"offer","sdp":"x","v":1e999}}',
+            "\ufeff{}",
+            "\x00",
+            "9" * 5000,
+        ]
+    ),
 )
 frames = st.one_of(text_frames, st.binary(max_size=100))
 
@@ -92,8 +103,15 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[ServerProcess]:
-    args = ("--rate-limit", "100000", "--rate-burst", "100000", "--reconnect-grace", "0",
-            *wire.as_args(wire.LIFTED_PER_ADDRESS))
+    args = (
+        "--rate-limit",
+        "100000",
+        "--rate-burst",
+        "100000",
+        "--reconnect-grace",
+        "0",
+        *wire.as_args(wire.LIFTED_PER_ADDRESS),
+    )
     with server_process(*args) as proc:
         yield proc
         log = "".join(proc.log)
@@ -120,8 +138,9 @@ def check_healthy(pair: Pair) -> None:
     assert got == {"type": "answer", "from": "peer", "data": {"type": "answer", "sdp": "ok"}}, got
 
 
-def test_every_fuzzed_frame_is_delivered_or_answered_and_nothing_leaks(fuzz_server: ServerProcess,
-                                                                       healthy: Pair) -> None:
+def test_every_fuzzed_frame_is_delivered_or_answered_and_nothing_leaks(
+    fuzz_server: ServerProcess, healthy: Pair
+) -> None:
     fuzzed = Pair(fuzz_server.port, "fuzz")
     outcomes = {"error": 0, "delivered": 0}
 
@@ -146,9 +165,15 @@ def test_every_fuzzed_frame_is_delivered_or_answered_and_nothing_leaks(fuzz_serv
 
 
 @FUZZ
-@given(body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode()),
-                      st.fixed_dictionaries({}, optional={"roomId": ids, "clientId": ids, "x": json_values})
-                      .map(lambda v: json.dumps(v).encode())))
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries({}, optional={"roomId": ids, "clientId": ids, "x": json_values}).map(
+            lambda v: json.dumps(v).encode()
+        ),
+    )
+)
 def test_fuzzed_rest_join_bodies_get_json_answers_never_a_server_error(fuzz_server: ServerProcess, body: bytes) -> None:
     request = urllib.request.Request(f"http://127.0.0.1:{fuzz_server.port}/rooms/join", data=body, method="POST")
     try:
@@ -162,8 +187,13 @@ def test_fuzzed_rest_join_bodies_get_json_answers_never_a_server_error(fuzz_serv
 
 
 @FUZZ
-@given(query=st.dictionaries(st.sampled_from(["roomId", "clientId", "ClientId", "token", "x"]),
-                             st.lists(ids | st.text(max_size=80), min_size=1, max_size=2), max_size=4))
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["roomId", "clientId", "ClientId", "token", "x"]),
+        st.lists(ids | st.text(max_size=80), min_size=1, max_size=2),
+        max_size=4,
+    )
+)
 def test_fuzzed_query_strings_join_or_close_with_a_4xxx_code(fuzz_server: ServerProcess, query: dict) -> None:
     qs = urllib.parse.urlencode([(k, v) for k, values in query.items() for v in values])
     ws = websocket.create_connection(f"ws://127.0.0.1:{fuzz_server.port}/ws?{qs}", timeout=scaled(10))
@@ -178,8 +208,7 @@ def test_fuzzed_query_strings_join_or_close_with_a_4xxx_code(fuzz_server: Server
         ws.close()
 
 
-def test_a_text_frame_that_is_not_utf8_fails_only_that_connection(fuzz_server: ServerProcess,
-                                                                   healthy: Pair) -> None:
+def test_a_text_frame_that_is_not_utf8_fails_only_that_connection(fuzz_server: ServerProcess, healthy: Pair) -> None:
     bad = websocket.create_connection(wire.ws_url(fuzz_server.port, "utf8", "bad"), timeout=scaled(10))
     bad.recv()
     bad.send(b"\xff\xfe{}", opcode=websocket.ABNF.OPCODE_TEXT)

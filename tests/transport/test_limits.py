@@ -30,7 +30,8 @@ def test_keyed_buckets_are_per_key_and_stay_bounded() -> None:
 
 
 async def test_a_flooding_connection_is_rate_limited_then_closed_with_1008_and_its_peer_is_fine(
-        make_server: ServerFactory) -> None:
+    make_server: ServerFactory,
+) -> None:
     server = await make_server(rate_limit=0.01, rate_burst=5, reconnect_grace=0)
     flood, _ = await join(server, "r", "flood")
     calm, _ = await join(server, "r", "calm")
@@ -84,15 +85,25 @@ async def test_rest_joins_are_rate_limited_per_ip_with_429(make_server: ServerFa
 
 async def test_a_client_that_never_reads_is_closed_with_1013_and_server_memory_stays_bounded() -> None:
     frame_bytes, frames = 32 * 1024, 1500  # ~48 MB pushed at a reader that reads nothing
-    args = ("--max-outbound-bytes", str(256 * 1024), "--rate-limit", "1000000", "--rate-burst", "1000000",
-            "--reconnect-grace", "0")
+    args = (
+        "--max-outbound-bytes",
+        str(256 * 1024),
+        "--rate-limit",
+        "1000000",
+        "--rate-burst",
+        "1000000",
+        "--reconnect-grace",
+        "0",
+    )
     with server_process(*args) as proc:
         rss_before = rss_kb(proc.proc.pid)
         mute = socket.create_connection(("127.0.0.1", proc.port))
         mute.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        mute.sendall("GET /ws?roomId=slow&clientId=mute HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        mute.sendall(
+            b"GET /ws?roomId=slow&clientId=mute HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
         try:
             flooder, _ = await join(proc, "slow", "flooder")
             a, _ = await join(proc, "healthy", "a")
@@ -116,8 +127,10 @@ async def test_a_client_that_never_reads_is_closed_with_1013_and_server_memory_s
             assert left == {"type": "peer-left", "data": {"clientId": "mute"}}
             rss_after = rss_kb(proc.proc.pid)
             times = sorted(await asyncio.wait_for(healthy, scaled(30)))
-            print(f"healthy pair during the flood: p50 {times[len(times) // 2] * 1000:.2f} ms, "
-                  f"max {times[-1] * 1000:.2f} ms over {len(times)} round trips")
+            print(
+                f"healthy pair during the flood: p50 {times[len(times) // 2] * 1000:.2f} ms, "
+                f"max {times[-1] * 1000:.2f} ms over {len(times)} round trips"
+            )
             status, text = await http(proc, "GET", "/metrics", port=proc.metrics_port)
             assert "signaling_slow_reader_disconnects_total 1.0" in text
             assert 'signaling_closes_total{code="1013"} 1.0' in text
@@ -138,7 +151,8 @@ def rss_kb(pid: int) -> int:
 
 
 async def test_the_room_limit_refuses_a_new_room_on_rest_and_websocket_but_not_existing_rooms(
-        make_server: ServerFactory) -> None:
+    make_server: ServerFactory,
+) -> None:
     server = await make_server(max_rooms=1)
     a, _ = await join(server, "r1", "a")
     status, body = await http(server, "POST", "/rooms/join", {"roomId": "r2"})
@@ -163,7 +177,8 @@ async def test_frames_held_for_a_stub_are_capped_and_the_sender_is_told(make_ser
     assert frame["data"]["code"] == "peer-queue-full"
     late, _ = await join(server, "r", "late", token=body["token"])
     assert [(await late.recv_type("ice-candidate"))["data"] for _ in range(3)] == [
-        sample_data("ice-candidate", n) for n in range(3)]
+        sample_data("ice-candidate", n) for n in range(3)
+    ]
     a.close()
     late.close()
 

@@ -28,8 +28,9 @@ async def room_ref(server: Server, room: str) -> pykka.ActorRef[Any] | None:
 
 async def one_call(server: Server, n: int) -> None:
     """Two peers relay offer/answer and candidates; a frame and a REST body fail their
-    schemas; a third connection is refused (id taken); b drops without a close handshake and comes back within its grace; both
-    leave. Returns once every socket closed and the room has been reaped and stopped."""
+    schemas; a third connection is refused (id taken); b drops without a close handshake
+    and comes back within its grace; both leave. Returns once every socket closed and
+    the room has been reaped and stopped."""
     room = f"room-{n}"
     a, _ = await join(server, room, "a")
     b, _ = await join(server, room, "b")
@@ -79,7 +80,8 @@ async def one_call(server: Server, n: int) -> None:
 
 
 async def test_connections_that_came_and_went_leave_no_object_of_ours_alive_without_the_cyclic_gc(
-        make_server: ServerFactory) -> None:
+    make_server: ServerFactory,
+) -> None:
     server = await make_server(reconnect_grace=scaled(30))
     with refcounting_only():
         await one_call(server, -1)  # first use: metric children, caches

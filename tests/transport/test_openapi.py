@@ -46,8 +46,11 @@ def _template(regex: str) -> str:
 
 
 def _implemented(handler: type[RequestHandler]) -> set[str]:
-    return {m.lower() for m in handler.SUPPORTED_METHODS
-            if getattr(handler, m.lower()) is not getattr(RequestHandler, m.lower())}
+    return {
+        m.lower()
+        for m in handler.SUPPORTED_METHODS
+        if getattr(handler, m.lower()) is not getattr(RequestHandler, m.lower())
+    }
 
 
 def _routes(app: Application) -> dict[str, set[str]]:
@@ -60,13 +63,14 @@ def _routes(app: Application) -> dict[str, set[str]]:
     return routes
 
 
-async def test_every_route_of_make_app_and_each_of_its_methods_is_described_and_nothing_else(
-        tmp_path: Path) -> None:
+async def test_every_route_of_make_app_and_each_of_its_methods_is_described_and_nothing_else(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<!doctype html>")  # so the static catch-all route is there too
     async with running_server(web_root=str(tmp_path)) as server:
         routes = _routes(make_app(server.ctx))
-    described = {re.sub(r"\{[^}]+\}", "{}", path): {m for m in operations if m != "parameters"}
-                 for path, operations in spec()["paths"].items()}
+    described = {
+        re.sub(r"\{[^}]+\}", "{}", path): {m for m in operations if m != "parameters"}
+        for path, operations in spec()["paths"].items()
+    }
     assert "/openapi.json" in routes and "/rooms/{}/join" in routes and "/ws" in routes
     assert described == routes
 
@@ -81,8 +85,14 @@ def test_every_refusal_of_a_rest_join_is_in_the_document_with_its_status_and_cod
     responses = spec()["paths"][path]["post"]["responses"]
     # Every JoinRefused but Forbidden, which only the WebSocket answers (a token for
     # another room or client); REST joins check an API key (401) instead.
-    refusals = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.JoinRefused)
-                and c is not errors.JoinRefused and c is not errors.Forbidden]
+    refusals = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type)
+        and issubclass(c, errors.JoinRefused)
+        and c is not errors.JoinRefused
+        and c is not errors.Forbidden
+    ]
     assert refusals
     for error in refusals:
         assert error.code in _codes(responses[str(http_status(error))]), error

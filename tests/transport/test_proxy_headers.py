@@ -21,7 +21,8 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 async def test_proxy_headers_on_rest_and_websocket_requests_are_warned_about_once_and_each_counted(
-        caplog: pytest.LogCaptureFixture, server: Server) -> None:
+    caplog: pytest.LogCaptureFixture, server: Server
+) -> None:
     caplog.set_level(logging.INFO)
     status, _ = await http(server, "POST", "/rooms/join", {"roomId": "r"})
     assert status == 200
@@ -46,7 +47,8 @@ async def test_proxy_headers_on_rest_and_websocket_requests_are_warned_about_onc
 
 
 async def test_behind_a_trusted_proxy_the_headers_are_used_and_neither_warned_about_nor_counted(
-        caplog: pytest.LogCaptureFixture, make_server: ServerFactory) -> None:
+    caplog: pytest.LogCaptureFixture, make_server: ServerFactory
+) -> None:
     caplog.set_level(logging.INFO)
     server = await make_server(trust_proxy=True)
     status, _ = await http(server, "POST", "/rooms/join", {"roomId": "r"}, **{"X-Real-IP": "203.0.113.6"})

@@ -21,8 +21,9 @@ async def test_join_by_path_and_by_body_reserve_the_client_id_until_its_socket_a
     status, reserved = await http(server, "POST", "/rooms/r1/join", {"clientId": "a"})
     assert (status, reserved["roomId"], reserved["clientId"]) == (200, "r1", "a")
     status, body = await http(server, "POST", "/rooms/join", {"roomId": "r1", "clientId": "a"})
-    assert status == 409 and body == {"error": {"code": "client-id-taken",
-                                                "message": "that clientId is already in the room"}}
+    assert status == 409 and body == {
+        "error": {"code": "client-id-taken", "message": "that clientId is already in the room"}
+    }
     # The seat is the token holder's: not even open mode lets another socket take it.
     squatter = await connect(server, "r1", "a")
     code, reason = await squatter.closed()
@@ -51,8 +52,17 @@ async def test_join_answers_409_room_full(make_server: ServerFactory) -> None:
         ("/rooms/" + "x" * 65 + "/join", b"{}"),
         ("/rooms/join", b'{"roomId": "\xff"}'),
     ],
-    ids=["bad-json", "not-object", "bad-room", "room-not-string", "empty-client", "unknown-field",
-         "room-in-body-and-path", "long-path-room", "invalid-utf8"],
+    ids=[
+        "bad-json",
+        "not-object",
+        "bad-room",
+        "room-not-string",
+        "empty-client",
+        "unknown-field",
+        "room-in-body-and-path",
+        "long-path-room",
+        "invalid-utf8",
+    ],
 )
 async def test_bad_join_bodies_get_400_with_a_json_error(path: str, raw: bytes, server: Server) -> None:
     status, body = await http(server, "POST", path, raw=raw)

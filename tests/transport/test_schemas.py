@@ -25,8 +25,11 @@ VALID_FRAMES = [
     ('{"type":"answer","to":"a","from":"b","data":{"type":"answer","sdp":"v=0"}}', ("answer", "a", "b")),
     ('{"type":"answer","to":"a","data":{"type":"pranswer","sdp":"v=0"}}', ("answer", "a", None)),
     ('{"type":"ice-candidate","data":{"candidate":""}}', ("ice-candidate", None, None)),
-    ('{"type":"ice-candidate","to":"b","data":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host",'
-     '"sdpMid":null,"sdpMLineIndex":0,"usernameFragment":"abcd"}}', ("ice-candidate", "b", None)),
+    (
+        '{"type":"ice-candidate","to":"b","data":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host",'
+        '"sdpMid":null,"sdpMLineIndex":0,"usernameFragment":"abcd"}}',
+        ("ice-candidate", "b", None),
+    ),
 ]
 
 
@@ -52,10 +55,18 @@ def test_data_is_forwarded_untouched_including_fields_the_server_does_not_know()
         # itself parses that deep (orjson 3.8 does, later versions stop at 1024).
         pytest.param("[" * 100_000 + "]" * 100_000, InvalidMessage, "nested", id="deep-list"),
         pytest.param("[" * 2_000 + "]" * 1_999, InvalidMessage, "nested", id="deep-and-broken"),
-        pytest.param('{"type":"offer","data":{"type":"offer","sdp":"x","d":' + "[" * 300 + "]" * 300 + "}}",
-                     InvalidMessage, "nested", id="deep-data"),
-        pytest.param('{"type":"offer","data":{"type":"offer","sdp":"' + "[" * 300 + '"', InvalidJson, "",
-                     id="brackets-in-a-string-are-not-nesting"),
+        pytest.param(
+            '{"type":"offer","data":{"type":"offer","sdp":"x","d":' + "[" * 300 + "]" * 300 + "}}",
+            InvalidMessage,
+            "nested",
+            id="deep-data",
+        ),
+        pytest.param(
+            '{"type":"offer","data":{"type":"offer","sdp":"' + "[" * 300 + '"',
+            InvalidJson,
+            "",
+            id="brackets-in-a-string-are-not-nesting",
+        ),
         pytest.param('{"type":"ice-candidate","data":{"candidate":"\\udc00"}}', InvalidJson, "", id="lone-surrogate"),
         ('"offer"', InvalidMessage, "object"),
         ('{"data":{}}', InvalidMessage, "type"),
@@ -91,8 +102,13 @@ def test_error_messages_are_capped_even_for_many_unknown_fields() -> None:
 
 @pytest.mark.parametrize(
     ("body", "room_in_path", "expected"),
-    [(b"", False, {}), (b"  ", False, {}), (b"{}", False, {}), (b'{"roomId":"r","clientId":"c"}', False,
-     {"roomId": "r", "clientId": "c"}), (b'{"clientId":"c"}', True, {"clientId": "c"})],
+    [
+        (b"", False, {}),
+        (b"  ", False, {}),
+        (b"{}", False, {}),
+        (b'{"roomId":"r","clientId":"c"}', False, {"roomId": "r", "clientId": "c"}),
+        (b'{"clientId":"c"}', True, {"clientId": "c"}),
+    ],
 )
 def test_valid_join_bodies(body: bytes, room_in_path: bool, expected: dict) -> None:
     assert parse_join_body(body, room_in_path) == expected
@@ -100,8 +116,15 @@ def test_valid_join_bodies(body: bytes, room_in_path: bool, expected: dict) -> N
 
 @pytest.mark.parametrize(
     ("body", "room_in_path"),
-    [(b"{", False), (b"null", False), (b'{"roomId":""}', False), (b'{"roomId":"' + b"a" * 65 + b'"}', False),
-     (b'{"roomId":"r"}', True), (b'{"clientId":["c"]}', False), (b'{"x":1}', False)],
+    [
+        (b"{", False),
+        (b"null", False),
+        (b'{"roomId":""}', False),
+        (b'{"roomId":"' + b"a" * 65 + b'"}', False),
+        (b'{"roomId":"r"}', True),
+        (b'{"clientId":["c"]}', False),
+        (b'{"x":1}', False),
+    ],
 )
 def test_invalid_join_bodies(body: bytes, room_in_path: bool) -> None:
     with pytest.raises(InvalidRequest):
@@ -115,9 +138,14 @@ def test_ws_query_accepts_both_spellings_of_clientId_and_an_optional_token() -> 
 
 @pytest.mark.parametrize(
     "query",
-    [{}, {"roomId": [b"r"]}, {"roomId": [b"r"], "clientId": [b"c"], "ClientId": [b"d"]},
-     {"roomId": [b"\xff"], "clientId": [b"c"]}, {"roomId": [b"r r"], "clientId": [b"c"]},
-     {"roomId": [b"r"], "clientId": [b"c"], "token": [b"a", b"b"]}],
+    [
+        {},
+        {"roomId": [b"r"]},
+        {"roomId": [b"r"], "clientId": [b"c"], "ClientId": [b"d"]},
+        {"roomId": [b"\xff"], "clientId": [b"c"]},
+        {"roomId": [b"r r"], "clientId": [b"c"]},
+        {"roomId": [b"r"], "clientId": [b"c"], "token": [b"a", b"b"]},
+    ],
 )
 def test_invalid_ws_queries(query: dict) -> None:
     with pytest.raises(InvalidRequest):

@@ -57,8 +57,15 @@ def test_tampering_with_any_part_of_a_minted_token_is_refused() -> None:
     token = issuer.mint(ROOM, CLIENT, issuer.expiry())
     header, payload, signature = token.split(".")
     forged_payload = jwt.utils.base64url_encode(b'{"room":"r","sub":"c","exp":9999999999}').decode()
-    for bad in (f"{header}.{forged_payload}.{signature}", f"{header}.{payload}.{signature[:-2]}AA",
-                f"{header}.{payload}.", f"{header}.{payload}", header, "", "a.b.c"):
+    for bad in (
+        f"{header}.{forged_payload}.{signature}",
+        f"{header}.{payload}.{signature[:-2]}AA",
+        f"{header}.{payload}.",
+        f"{header}.{payload}",
+        header,
+        "",
+        "a.b.c",
+    ):
         with pytest.raises(Unauthorized):
             issuer.verify(bad, ROOM, CLIENT)
 

@@ -38,7 +38,8 @@ def make_build(root: Path) -> Path:
     ],
 )
 async def test_app_files_are_served_with_their_type_and_a_cache_policy_that_suits_a_pwa(
-        tmp_path: Path, path: str, content_type: str, cache_control: str, make_server: ServerFactory) -> None:
+    tmp_path: Path, path: str, content_type: str, cache_control: str, make_server: ServerFactory
+) -> None:
     root = make_build(tmp_path / "dist")
     server = await make_server(web_root=str(root))
     response = await fetch(server, "GET", path)
@@ -51,7 +52,8 @@ async def test_app_files_are_served_with_their_type_and_a_cache_policy_that_suit
 
 
 async def test_paths_that_are_not_files_get_the_apis_json_404_and_the_api_still_answers(
-        tmp_path: Path, make_server: ServerFactory) -> None:
+    tmp_path: Path, make_server: ServerFactory
+) -> None:
     root = make_build(tmp_path / "dist")
     server = await make_server(web_root=str(root))
     for path in ("/nope", "/assets/", "/assets", "/metrics", "/assets/missing.js"):

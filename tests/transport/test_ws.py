@@ -86,15 +86,37 @@ async def test_offer_answer_and_ice_are_forwarded_to_the_addressed_peer_with_fro
         (b"\x00\x01binary", "binary-not-supported"),
         ("x" * (64 * 1024 + 1), "frame-too-large"),
         ('{"type": "ice-candidate", "to": "b", "data": {"candidate": "\\ud800"}}', "invalid-json"),
-        ('{"type": "offer", "to": "b", "data": {"type": "offer", "sdp": "x", "deep": ' + "[" * 300 + "]" * 300 + "}}",
-         "invalid-message"),
+        (
+            '{"type": "offer", "to": "b", "data": {"type": "offer", "sdp": "x", "deep": '
+            + "[" * 300
+            + "]" * 300
+            + "}}",
+            "invalid-message",
+        ),
     ],
-    ids=["bad-json", "nan", "not-object", "bad-type", "no-data", "sdp-type-mismatch", "sdp-not-string",
-         "no-candidate", "candidate-too-long", "unknown-envelope-field", "bad-to", "spoofed-from",
-         "unknown-peer", "binary", "oversized", "lone-surrogate", "deep-data"],
+    ids=[
+        "bad-json",
+        "nan",
+        "not-object",
+        "bad-type",
+        "no-data",
+        "sdp-type-mismatch",
+        "sdp-not-string",
+        "no-candidate",
+        "candidate-too-long",
+        "unknown-envelope-field",
+        "bad-to",
+        "spoofed-from",
+        "unknown-peer",
+        "binary",
+        "oversized",
+        "lone-surrogate",
+        "deep-data",
+    ],
 )
 async def test_bad_frames_get_an_error_frame_and_the_connection_stays_usable(
-        frame: object, code: str, server: Server) -> None:
+    frame: object, code: str, server: Server
+) -> None:
     a, _ = await join(server, "r", "a")
     b, _ = await join(server, "r", "b")
     await a.recv_type("peer-joined")
@@ -119,8 +141,13 @@ async def test_a_frame_over_the_hard_cap_closes_with_1009_without_touching_the_r
 
 @pytest.mark.parametrize(
     "query",
-    ["roomId=r", "clientId=a", "roomId=r%20x&clientId=a", "roomId=r&clientId=" + "a" * 65,
-     "roomId=r&clientId=a&clientId=b"],
+    [
+        "roomId=r",
+        "clientId=a",
+        "roomId=r%20x&clientId=a",
+        "roomId=r&clientId=" + "a" * 65,
+        "roomId=r&clientId=a&clientId=b",
+    ],
     ids=["no-client", "no-room", "bad-room", "long-client", "repeated"],
 )
 async def test_a_bad_query_string_closes_with_4400_and_a_reason(query: str, server: Server) -> None:
@@ -167,7 +194,8 @@ async def test_frames_for_a_rest_stub_are_held_and_delivered_in_order_when_its_s
 
 
 async def test_every_message_in_100_concurrent_rooms_arrives_exactly_once_and_in_order(
-        make_server: ServerFactory) -> None:
+    make_server: ServerFactory,
+) -> None:
     rooms, per_sender = 100, 20
     server = await make_server(max_connections_per_ip=2 * rooms)
     pairs = []
@@ -192,12 +220,13 @@ async def test_every_message_in_100_concurrent_rooms_arrives_exactly_once_and_in
     results = await asyncio.gather(*(drain(c, r) for r, pair in enumerate(pairs) for c in pair))
     assert all(got == list(range(per_sender)) for got in results)
     # Exactly once: nothing more is waiting for anyone; a fresh marker is the next frame.
-    for a, b in pairs:
+    for a, _ in pairs:
         a.signal("offer", to="b")
     for _, b in pairs:
         assert (await b.recv())["type"] == "offer"
     delivered = server.metrics.registry.get_sample_value(
-        "signaling_messages_total", {"type": "ice-candidate", "outcome": "delivered", "reason": ""})
+        "signaling_messages_total", {"type": "ice-candidate", "outcome": "delivered", "reason": ""}
+    )
     assert delivered == rooms * per_sender * 2
     for a, b in pairs:
         a.close()
@@ -205,6 +234,7 @@ async def test_every_message_in_100_concurrent_rooms_arrives_exactly_once_and_in
 
 
 # -- token mode --
+
 
 def mint(room: str, sub: str, exp_in: float = 60, secret: str = SECRET) -> str:
     return jwt.encode({"room": room, "sub": sub, "exp": int(time.time() + exp_in)}, secret, algorithm="HS256")
@@ -224,7 +254,8 @@ def mint(room: str, sub: str, exp_in: float = 60, secret: str = SECRET) -> str:
     ids=["missing", "garbage", "expired", "wrong-key", "tampered", "other-room", "other-client"],
 )
 async def test_token_mode_refuses_bad_tokens_with_a_4xxx_close(
-        make_token, code: int, make_server: ServerFactory) -> None:  # type: ignore[no-untyped-def]
+    make_token, code: int, make_server: ServerFactory
+) -> None:  # type: ignore[no-untyped-def]
     server = await make_server(secret=SECRET, api_key="k" * 20)
     # Minted here, not at collection time: a long run must not expire them.
     client = await connect(server, "r", "a", make_token())
@@ -263,8 +294,10 @@ async def test_open_mode_admits_a_stale_token_but_without_the_right_to_take_over
 
 # -- reconnects --
 
+
 async def test_a_client_that_drops_and_returns_within_the_grace_gets_its_held_frames_without_churn(
-        make_server: ServerFactory) -> None:
+    make_server: ServerFactory,
+) -> None:
     server = await make_server(reconnect_grace=scaled(30))
     a, _ = await join(server, "r", "a")
     reader, writer = await silent_client(server, "r", "b")
@@ -286,7 +319,8 @@ async def test_a_client_that_drops_and_returns_within_the_grace_gets_its_held_fr
 
 
 async def test_a_dropped_client_that_does_not_return_is_announced_as_left_after_the_grace(
-        make_server: ServerFactory) -> None:
+    make_server: ServerFactory,
+) -> None:
     server = await make_server(reconnect_grace=0.2)
     a, _ = await join(server, "r", "a")
     reader, writer = await silent_client(server, "r", "b")
@@ -335,6 +369,7 @@ async def rest_join(server, room: str, client: str) -> tuple[dict, str]:  # type
 
 # -- keepalive and shutdown --
 
+
 async def test_a_peer_that_stops_answering_pings_is_dropped_and_the_others_told(make_server: ServerFactory) -> None:
     server = await make_server(ping_interval=0.2, ping_timeout=0.2, reconnect_grace=0.1)
     a, _ = await join(server, "r", "a")
@@ -379,6 +414,7 @@ async def test_shutdown_returns_only_after_every_close_handshake() -> None:
 
 # -- helpers --
 
+
 async def connect_raw(server, url: str):  # type: ignore[no-untyped-def]
     from tornado.websocket import websocket_connect
 
@@ -395,7 +431,8 @@ async def silent_client(server, room: str, client: str):  # type: ignore[no-unty
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(
         f"GET /ws?roomId={room}&clientId={client} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     await writer.drain()
     status = await asyncio.wait_for(reader.readline(), scaled(5))
