@@ -9,7 +9,8 @@ WebSockets, offer/answer, 10 candidates each way) and then ended one of three wa
 
 - ``leave``: both peers close cleanly (peer-left at once);
 - ``drop`` (every ``--drop-every``-th): both peers vanish without a close handshake, so
-  the server holds their seats for the reconnect grace and reaps the room afterwards;
+  the server holds their seats for the reconnect grace and reaps the room afterwards
+  (the scenario keeps its in-flight slot until then);
 - ``reconnect`` (every ``--reconnect-every``-th): one peer vanishes, comes back within
   the grace with its token, gets its ``joined`` and a candidate from the other with no
   ``peer-left`` in between, then both leave.
@@ -161,6 +162,9 @@ class Churn:
                 if kind == "drop":
                     call.a.transport.abort()  # no close frame, no FIN handshake: a lost network
                     call.b.transport.abort()
+                    # The room lives on for the grace: keep its --max-inflight slot until
+                    # then, so that the warm-up burst bounds every room the load holds.
+                    await asyncio.sleep(self.cfg.grace + 1)
                 elif kind == "reconnect":
                     await self.reconnect(call.room, call.a, call.b, call.a_join, call.b_join)
                 else:
