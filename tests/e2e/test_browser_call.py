@@ -81,10 +81,13 @@ class Session:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server.port}"
 
-    async def open(self, name: str, path: str = "/") -> User:
-        """A new user (own browser context: own storage, like another person) at ``path``."""
+    async def open(self, name: str, path: str = "/", init_script: str | None = None) -> User:
+        """A new user (own browser context: own storage, like another person) at ``path``;
+        ``init_script`` runs in the page before the app's own scripts."""
         context = await self.browser.new_context(viewport={"width": 1000, "height": 1100})
         page = await context.new_page()
+        if init_script:
+            await page.add_init_script(init_script)
         user = self.users[name] = User(name, page)
         page.on("websocket", lambda ws: self._capture(user, ws))
         page.on("console", lambda m: user.console.append(f"console.{m.type}: {m.text}"))
@@ -100,10 +103,18 @@ class Session:
         ws.on("framesent", keep(user.sent))
         ws.on("framereceived", keep(user.received))
 
-    async def join(self, name: str, room: str = ROOM) -> User:
-        """Open the invite link /#room, type a name, press Join, wait until connected."""
-        user = await self.open(name, f"/#{room}")
+    async def join(
+        self, name: str, room: str = ROOM, init_script: str | None = None, media_first: bool = False
+    ) -> User:
+        """Open the invite link /#room, type a name, press Join, wait until connected.
+        With ``media_first``, Join waits until the camera and microphone are open (the
+        preview has its stream), so the app's first offer carries them."""
+        user = await self.open(name, f"/#{room}", init_script)
         page = user.page
+        if media_first:
+            await page.wait_for_function(
+                "() => document.querySelector('[data-testid=local-video]')?.srcObject != null", timeout=ms(10)
+            )
         assert await page.get_by_test_id("room-input").input_value() == room
         await page.get_by_test_id("name-input").fill(name)
         await page.get_by_test_id("join-button").click()
@@ -351,11 +362,31 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
+# getUserMedia held until the test calls window.releaseMedia(): the app joins, and
+# calls, before its camera and microphone are open (as on a loaded machine, or while the
+# user has not yet answered the permission prompt).
+HOLD_MEDIA = """
+(() => {
+  const media = navigator.mediaDevices;
+  const open = media.getUserMedia.bind(media);
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  window.releaseMedia = () => release();
+  media.getUserMedia = async (constraints) => { await released; return open(constraints); };
+})();
+"""
+
+
 @pytest.mark.async_timeout(90)
-async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, loopback_only: None) -> None:
+@pytest.mark.parametrize("media_late", [False, True], ids=["media-first", "media-late"])
+async def test_the_app_calls_an_aiortc_peer(
+    chromium_path: str, web_dist: Path, loopback_only: None, media_late: bool
+) -> None:
     """A mixed call: the browser app and a Python WebRTC peer (aiortc) in one room. The app
     (the newcomer) offers; aiortc answers with its own video; both see the other's video
-    and chat over the app's pre-negotiated channel."""
+    and chat over the app's pre-negotiated channel. With ``media_late`` the app's first
+    offer is data only, and its camera comes in a second offer that aiortc answers with
+    its video (a pc.addTrack before that first offer made aiortc fail on its answer)."""
     from aiortc import MediaStreamTrack, VideoStreamTrack
     from av import VideoFrame
 
@@ -366,7 +397,7 @@ async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, 
         robot = Peer(client)
         try:
             robot.open_negotiated_channel("chat", 0)
-            robot.pc.addTrack(VideoStreamTrack())  # a synthetic picture, sent back to the app
+            robot.answer_with(VideoStreamTrack())  # a synthetic picture, sent back to the app
             robot.echo_incoming = True
             remote_video: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
 
@@ -375,14 +406,22 @@ async def test_the_app_calls_an_aiortc_peer(chromium_path: str, web_dist: Path, 
                 if track.kind == "video" and not remote_video.done():
                     remote_video.set_result(track)
 
-            app = await s.join("human")
+            app = await s.join("human", init_script=HOLD_MEDIA if media_late else None, media_first=not media_late)
             await robot.until(robot.connected, 20, "the app's call to connect")
-            assert robot.signals_received["offer"] == 1 and robot.signals_received["answer"] == 0
+            if media_late:
+                await robot.until(robot.channel, 10, "the chat channel of the data-only call")
+                assert robot.signals_received["offer"] == 1
+                assert "m=video" not in robot.descriptions_received[0]
+                await app.page.evaluate("window.releaseMedia()")
             frame = await asyncio.wait_for(
                 (await robot.until(remote_video, 10, "the app's video track")).recv(), scaled(10)
             )
             assert isinstance(frame, VideoFrame) and frame.width > 0  # aiortc decoded Chromium's camera
             assert await sees_video_from(app, "robot") > 0  # and Chromium one of aiortc's
+            # The app offered every time (once, or twice when its media came late); aiortc
+            # only answered.
+            assert robot.signals_received["offer"] == (2 if media_late else 1)
+            assert robot.signals_received["answer"] == 0
             await robot.until(robot.channel, 10, "the chat channel")
             await say(app, "hello robot")
             await hears(app, "robot: echo:hello robot")

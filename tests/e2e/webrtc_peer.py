@@ -18,7 +18,7 @@ import asyncio
 import json
 from typing import Any, TypeVar
 
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcicetransport import RTCIceCandidate
 from aiortc.sdp import SessionDescription, candidate_from_sdp, candidate_to_sdp
 
@@ -92,6 +92,7 @@ class Peer:
         self.remote_candidates_done: asyncio.Future[None] = loop.create_future()  # "" arrived
         self.descriptions_received: list[str] = []
         self.echo_incoming = False
+        self._tracks_to_answer_with: list[MediaStreamTrack] = []
 
         @self.pc.on("connectionstatechange")
         def on_state() -> None:
@@ -159,6 +160,28 @@ class Peer:
         self._adopt(channel)
         return channel
 
+    def answer_with(self, track: MediaStreamTrack) -> None:
+        """Send ``track`` in the answer to the first offer that has an m-line of its kind.
+
+        Not ``pc.addTrack`` up front: that makes a transceiver of our own, and when an
+        offer has no m-line for it (the app offers before its camera is open: data only,
+        its media in a later offer) aiortc 1.16 still sets every transceiver's direction
+        in setLocalDescription(answer) and fails on the unmatched one
+        (``and_direction(..., None)``: ``ValueError: None is not in list``). A browser
+        would keep it for a later offer of its own. Added after setRemoteDescription, the
+        track goes on the transceiver the offer created instead.
+        """
+        self._tracks_to_answer_with.append(track)
+
+    def _attach_answer_tracks(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.sender.track is not None:
+                continue
+            track = next((t for t in self._tracks_to_answer_with if t.kind == transceiver.kind), None)
+            if track is not None:
+                self._tracks_to_answer_with.remove(track)
+                self.pc.addTrack(track)  # takes the first free transceiver of its kind: this one
+
     def _adopt(self, channel: RTCDataChannel) -> None:
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
@@ -221,6 +244,7 @@ class Peer:
             self.descriptions_received.append(data["sdp"])
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type=data["type"]))
             if kind == "offer":
+                self._attach_answer_tracks()
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 self._send_description(sender)
         elif data["candidate"] == "":
