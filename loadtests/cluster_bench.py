@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,63 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import (  # type: ignore[import-not-found]
-    ROOT,
     SERVICE_ENV,
-    BenchError,
     GeneratorProc,
     ServerProc,
-    kill,
     log,
     raise_fd_limit,
 )
-from launch import launch
+from launch import launch, nginx, redis_server
 
 SECRET = "cluster-bench-secret-0123456789abcdef"
-NGINX_SITE = ROOT / "deploy" / "nginx" / "signaling.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)  # a process we started: its open port is the readiness signal
-    raise BenchError(f"nothing listens on {port}")
-
-
-@contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "/usr/bin/redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        kill(proc, grace=5)
 
 
 @contextmanager
@@ -100,40 +49,6 @@ def backend(redis_url: str, workdir: Path, port: int = 0) -> Iterator[ServerProc
         args += ["--port", str(port)]
     with launch(*args, env=SERVICE_ENV, log_path=workdir / f"backend-{time.monotonic_ns()}.log", timeout=20) as server:
         yield server
-
-
-@contextmanager
-def nginx(ports: list[int], workdir: Path) -> Iterator[int]:
-    port = free_port()
-    servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=0;" for p in ports)
-    site = NGINX_SITE.read_text().replace("    server 127.0.0.1:8080 max_fails=0;", servers)
-    (workdir / "site.conf").write_text(site.replace("listen 80;", f"listen 127.0.0.1:{port};"))
-    (workdir / "nginx.conf").write_text(f"""
-daemon off;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid {workdir}/nginx.pid;
-error_log {workdir}/nginx-error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    client_body_temp_path {workdir}/body;
-    proxy_temp_path {workdir}/proxy;
-    fastcgi_temp_path {workdir}/fastcgi;
-    uwsgi_temp_path {workdir}/uwsgi;
-    scgi_temp_path {workdir}/scgi;
-    include {workdir}/site.conf;
-}}
-""")
-    proc = subprocess.Popen(
-        [shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port)
-        yield port
-    finally:
-        kill(proc, grace=5)
 
 
 def metric_sum(server: ServerProc, prefix: str) -> float:
@@ -165,8 +80,8 @@ def through_nginx(count: int, redis_url: str, workdir: Path, cfg: argparse.Names
     log(f"{count} backend(s) behind nginx")
     with ExitStack() as stack:
         servers = [stack.enter_context(backend(redis_url, workdir)) for _ in range(count)]
-        port = stack.enter_context(nginx([s.port for s in servers], workdir))
-        gen = stack.enter_context(generator(port))
+        proxy = stack.enter_context(nginx([s.port for s in servers], workdir, worker_connections=8192))
+        gen = stack.enter_context(generator(proxy.port))
         gen.call(120, cmd="connect", n=cfg.peers, concurrency=100, prefix=f"n{count}", secret=SECRET)
         gen.call(60, cmd="relay", rate=1000, seconds=1, size=1024, drain=5)  # warm-up
         return {str(rate): relay(gen, servers, rate, cfg) for rate in cfg.rates}

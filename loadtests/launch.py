@@ -1,6 +1,7 @@
 """Start the service (or the floor relay) as a process on free ports of 127.0.0.1.
 
-The one launcher of the tests and the load tools. The server is started with
+The one launcher of the tests and the load tools (also of redis-server and of nginx with
+the shipped site config, below). The server is started with
 ``--port 0 --metrics-port 0 --ready-file PATH`` and writes the ports it bound to PATH
 as JSON once it listens (atomically: the file is complete or absent), so nothing
 parses the human ``listening on`` log line. Its stderr (the log) goes to a file.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -147,3 +149,125 @@ def launch(
             server._final_log = log_file_path.read_text(errors="replace")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(proc: subprocess.Popen[bytes], port: int, timeout: float, ping: bytes = b"", pong: bytes = b"") -> None:
+    """Until ``port`` accepts a connection (and, with ``ping``, answers it with ``pong``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                if not ping:
+                    return
+                conn.sendall(ping)
+                if conn.recv(16).startswith(pong):
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise LaunchError(f"{proc.args[0]} exited with {proc.returncode}")
+        time.sleep(0.02)  # a process we started: no readiness signal but its answering port
+    raise LaunchError(f"{proc.args[0]} did not listen on {port} in {timeout:g}s")
+
+
+def start_redis(port: int, workdir: Path, timeout: float = 15.0) -> subprocess.Popen[bytes]:
+    """A throwaway redis-server on 127.0.0.1:``port`` (no persistence), once it answers PING."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        raise LaunchError("redis-server is not installed (.ci/run installs it)")
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args += ["--dir", str(workdir), "--protected-mode", "no"]
+    proc = subprocess.Popen([binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(proc, port, timeout, ping=b"PING\r\n", pong=b"+PONG")
+    except BaseException:
+        stop(proc, 0)
+        raise
+    return proc
+
+
+@contextmanager
+def redis_server(workdir: Path, timeout: float = 15.0) -> Iterator[str]:
+    """A redis-server on a free port; yields its URL, stops it on exit."""
+    port = free_port()
+    proc = start_redis(port, workdir, timeout)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(proc, 5)
+
+
+NGINX_SITE = ROOT / "deploy" / "nginx" / "signaling.conf"
+NGINX_UPSTREAM = "    server 127.0.0.1:8080 max_fails=0;"
+NGINX_ACCESS_LOG = "/var/log/nginx/signaling-access.log"
+
+
+class Nginx:
+    """A started nginx: what tests.support's helpers read (``port``), and its access log."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, access_log: Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.access_log = access_log
+
+
+def render_nginx(backend_ports: Sequence[int], port: int, workdir: Path, worker_connections: int) -> Path:
+    """The shipped site config for these backends and listen port, in a minimal nginx.conf."""
+    site = NGINX_SITE.read_text()
+    for needed in (NGINX_UPSTREAM, "listen 80;", NGINX_ACCESS_LOG):
+        if needed not in site:
+            raise LaunchError(f"{NGINX_SITE} no longer contains {needed!r}")
+    servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=0;" for p in backend_ports)
+    site = site.replace(NGINX_UPSTREAM, servers).replace("listen 80;", f"listen 127.0.0.1:{port};")
+    (workdir / "site.conf").write_text(site.replace(NGINX_ACCESS_LOG, str(workdir / "signaling-access.log")))
+    conf = workdir / "nginx.conf"
+    conf.write_text(f"""
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile {2 * worker_connections + 100};
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections {worker_connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    include {workdir}/site.conf;
+}}
+""")
+    return conf
+
+
+@contextmanager
+def nginx(
+    backend_ports: Sequence[int], workdir: Path, timeout: float = 15.0, worker_connections: int = 1024
+) -> Iterator[Nginx]:
+    """nginx with deploy/nginx/signaling.conf in front of ``backend_ports``, on a free port.
+
+    The config is rendered into ``workdir`` and checked with ``nginx -t`` first; nginx
+    always stops on exit. Its access log is ``workdir/signaling-access.log``.
+    """
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        raise LaunchError("nginx is not installed (.ci/run installs it)")
+    port = free_port()
+    conf = render_nginx(backend_ports, port, workdir, worker_connections)
+    command = [binary, "-p", str(workdir), "-c", str(conf)]
+    check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=timeout, check=False)
+    if check.returncode != 0:
+        raise LaunchError(f"nginx -t failed:\n{check.stderr}")
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(proc, port, timeout)
+        yield Nginx(proc, port, workdir / "signaling-access.log")
+    finally:
+        stop(proc, 10)

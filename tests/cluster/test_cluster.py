@@ -19,6 +19,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClosedError
 
 from actors.errors import CLOSE_ROOM_MOVED
+from loadtests.launch import Nginx
 from tests.cluster.conftest import SECRET, RedisServer
 from tests.support import (
     Client,
@@ -58,7 +59,7 @@ def backends(redis: RedisServer, count: int, *args: str) -> Iterator[list[Server
         ]
 
 
-async def join_on(backend: ServerProcess | Port, room: str, client: str) -> tuple[Client, list[str]]:
+async def join_on(backend: ServerProcess | Port | Nginx, room: str, client: str) -> tuple[Client, list[str]]:
     return await join(Port(backend.port), room, client, token(room, client))  # type: ignore[arg-type]
 
 
@@ -141,7 +142,7 @@ async def call(
             b.close()
 
 
-async def call_via(proxy: Port, room: str, ids: tuple[str, str] = ("a", "b"), strict: bool = True) -> None:
+async def call_via(proxy: Port | Nginx, room: str, ids: tuple[str, str] = ("a", "b"), strict: bool = True) -> None:
     """A call whose clients both connect through ``proxy`` (nginx)."""
     await call(room, proxy, proxy, ids, strict)
 

@@ -3,67 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import SECRET, RedisServer, free_port
+from loadtests.launch import free_port, nginx
+from tests.cluster.conftest import SECRET, RedisServer
 from tests.cluster.test_cluster import RETRYABLE, Port, call_via, join_on, metric
-from tests.e2e.test_nginx import CONFIG, wait_for_port
 from tests.support import ServerProcess, connect, http, scaled, server_process
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def nginx(tmp_path: Path, backend_ports: list[int]) -> Iterator[Port]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        pytest.fail("nginx is not installed (.ci/run installs it)")
-    port = free_port()
-    servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=0;" for p in backend_ports)
-    site = CONFIG.read_text().replace("    server 127.0.0.1:8080 max_fails=0;", servers)
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    (tmp_path / "site.conf").write_text(site)
-    (tmp_path / "nginx.conf").write_text(f"""
-daemon off;
-worker_processes 1;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp_path}/body;
-    proxy_temp_path {tmp_path}/proxy;
-    fastcgi_temp_path {tmp_path}/fastcgi;
-    uwsgi_temp_path {tmp_path}/uwsgi;
-    scgi_temp_path {tmp_path}/scgi;
-    include {tmp_path}/site.conf;
-}}
-""")
-    check = subprocess.run(
-        [binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-        capture_output=True,
-        text=True,
-        timeout=scaled(30),
-        check=False,
-    )
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen(
-        [binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for_port(port)
-        yield Port(port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=scaled(10))
 
 
 API_KEY = "cluster-test-api-key"
@@ -95,7 +47,7 @@ async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_n
     ports = [free_port() for _ in range(3)]
     with ExitStack() as stack:
         backends = [start_backend(stack, redis_server, p) for p in ports]
-        with nginx(tmp_path, ports) as proxy:
+        with nginx(ports, tmp_path, timeout=scaled(10)) as proxy:
             # Steady state: nginx hashes on the room id, so both clients of a call reach
             # the room's owner and nothing crosses Redis.
             await asyncio.gather(*(call_via(proxy, f"steady{i}") for i in range(30)))

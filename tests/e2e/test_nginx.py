@@ -3,92 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from loadtests.launch import Nginx, nginx
 from tests.support import ServerProcess, connect, fetch, http, join, scaled, server_process
-
-CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "signaling.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Nginx:
-    """Stands in for the server object the helpers take: they only read ``port``."""
-
-    def __init__(self, port: int, access_log: Path) -> None:
-        self.port = port
-        self.access_log = access_log
 
 
 @pytest.fixture
 def nginx_in_front(tmp_path: Path) -> Iterator[tuple[Nginx, ServerProcess]]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        pytest.fail("nginx is not installed (.ci/run installs it)")
     with server_process("--trust-proxy", "--max-connections-per-ip", "2") as backend:
-        port = free_port()
-        site = CONFIG.read_text().replace("127.0.0.1:8080", f"127.0.0.1:{backend.port}")
-        site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
-        access_log = tmp_path / "signaling-access.log"
-        assert "/var/log/nginx/signaling-access.log" in site
-        site = site.replace("/var/log/nginx/signaling-access.log", str(access_log))
-        (tmp_path / "site.conf").write_text(site)
-        (tmp_path / "nginx.conf").write_text(f"""
-daemon off;
-worker_processes 1;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp_path}/body;
-    proxy_temp_path {tmp_path}/proxy;
-    fastcgi_temp_path {tmp_path}/fastcgi;
-    uwsgi_temp_path {tmp_path}/uwsgi;
-    scgi_temp_path {tmp_path}/scgi;
-    include {tmp_path}/site.conf;
-}}
-""")
-        check = subprocess.run(
-            [binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-            capture_output=True,
-            text=True,
-            timeout=scaled(30),
-        )
-        assert check.returncode == 0, check.stderr
-        proc = subprocess.Popen(
-            [binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], stderr=subprocess.DEVNULL
-        )
-        try:
-            wait_for_port(port)
-            yield Nginx(port, access_log), backend
-        finally:
-            proc.terminate()
-            proc.wait(timeout=scaled(10))
-
-
-def wait_for_port(port: int) -> None:
-    import time
-
-    deadline = time.monotonic() + scaled(10)
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)  # nginx gives no readiness signal but the open port
-    raise AssertionError("nginx did not start")
+        with nginx([backend.port], tmp_path, timeout=scaled(10), worker_connections=256) as proxy:
+            yield proxy, backend
 
 
 async def test_a_call_signals_through_nginx_and_metrics_stay_private(nginx_in_front) -> None:  # type: ignore[no-untyped-def]
