@@ -121,12 +121,10 @@ class Generator:
         self.error_frames = 0
         self.unexpected: list[str] = []
 
-    def ws_url(self, room: str, client: str, token: str = "") -> str:
-        return wire.ws_url(self.port, room, client, token)
-
-    async def open_ws(self, room: str, client: str, token: str = "") -> ClientConnection:
+    async def open_ws(self, room: str, client: str, token: str = "", port: int = 0) -> ClientConnection:
+        """The generator's one WebSocket options; ``port``: another backend than the generator's."""
         return await connect(
-            self.ws_url(room, client, token),
+            wire.ws_url(port or self.port, room, client, token),
             compression=None,
             ping_interval=None,
             open_timeout=30,
@@ -141,16 +139,7 @@ class Generator:
         # Token mode (cluster mode needs it): mint the token here with the shared secret.
         token = jwt.encode({"room": room, "sub": client, "exp": int(time.time()) + 3600}, secret) if secret else ""
         # With ``port``, this peer is on another backend (cluster mode: its frames cross Redis).
-        url = wire.ws_url(port or self.port, room, client, token)
-        ws = await connect(
-            url,
-            compression=None,
-            ping_interval=None,
-            open_timeout=30,
-            close_timeout=5,
-            max_size=1 << 20,
-            max_queue=None,
-        )
+        ws = await self.open_ws(room, client, token, port)
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
         if frame["type"] != "joined":
             raise RuntimeError(f"wanted joined, got {frame['type']}")

@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -208,6 +208,34 @@ async def redis_state(backend: ServerProcess) -> str:
 # a wrong or duplicated frame, is never retried.)
 RETRYABLE = (Closed, TimeoutError, OSError, HTTPClientError, WebSocketClosedError)
 CALLS = int(os.environ.get("SIGNALING_CLUSTER_FAILOVER_CALLS", "100"))
+
+
+async def call_with_retry(
+    place: Callable[[tuple[str, str]], Awaitable[None]], counts: dict[str, int], attempts: int
+) -> None:
+    """One call as a client makes it: ``place(ids)`` again after the client's backoff on a
+    RETRYABLE error, fresh client ids each attempt. Counts "ok", each "retried", and
+    "failed" once 30 s have passed without success."""
+    deadline = time.monotonic() + scaled(30)
+    for attempt in range(attempts):
+        try:
+            await place((f"a{attempt}", f"b{attempt}"))
+            counts["ok"] += 1
+            return
+        except RETRYABLE:
+            counts["retried"] += 1
+            if time.monotonic() > deadline:
+                counts["failed"] += 1
+                return
+            await asyncio.sleep(0.2)  # the client's retry backoff
+
+
+async def until_ok(counts: dict[str, int], at_least: int, timeout: float = 40.0) -> None:
+    """Until the callers above have completed ``at_least`` calls (``counts["ok"]``)."""
+    deadline = time.monotonic() + scaled(timeout)
+    while counts["ok"] < at_least:
+        assert time.monotonic() < deadline, f"only {counts} after {timeout}s"
+        await asyncio.sleep(0.05)  # counting completed calls of concurrent tasks: no event to await
 
 
 @pytest.mark.async_timeout(150)
@@ -416,41 +444,24 @@ async def test_calls_under_load_survive_a_redis_restart_after_client_retry(redis
             n = 0
             while not stop.is_set():
                 n += 1
-                deadline = time.monotonic() + scaled(30)
-                for attempt in range(200):
-                    try:  # each call across the two backends: it needs Redis
-                        await call(
-                            f"u{worker}x{n}",
-                            pair[worker % 2],
-                            pair[(worker + 1) % 2],
-                            ids=(f"a{attempt}", f"b{attempt}"),
-                            strict=False,
-                        )
-                        counts["ok"] += 1
-                        break
-                    except RETRYABLE:
-                        counts["retried"] += 1
-                        if time.monotonic() > deadline:
-                            counts["failed"] += 1
-                            break
-                        await asyncio.sleep(0.2)  # the client's retry backoff
-
-        async def until_ok(at_least: int, timeout: float = 40.0) -> None:
-            deadline = time.monotonic() + scaled(timeout)
-            while counts["ok"] < at_least:
-                assert time.monotonic() < deadline, f"only {counts} after {timeout}s"
-                await asyncio.sleep(0.05)  # counting completed calls of the workers above
+                room = f"u{worker}x{n}"
+                # Each call across the two backends: it needs Redis.
+                await call_with_retry(
+                    lambda ids, room=room: call(room, pair[worker % 2], pair[(worker + 1) % 2], ids=ids, strict=False),
+                    counts,
+                    attempts=200,
+                )
 
         workers = [asyncio.create_task(caller(w)) for w in range(6)]
         try:
-            await until_ok(10)
+            await until_ok(counts, 10)
             redis_server.kill()
             await wait_redis(pair[0], "down")
             redis_server.start()
             for backend in pair:
                 await wait_redis(backend, "up")
             ok = counts["ok"]
-            await until_ok(ok + 20)  # calls across backends complete again
+            await until_ok(counts, ok + 20)  # calls across backends complete again
         finally:
             stop.set()
             await asyncio.gather(*workers)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from loadtests.launch import free_port, nginx
 from tests.cluster.conftest import SECRET, RedisServer
-from tests.cluster.test_cluster import RETRYABLE, Port, call_via, join_on, metric
+from tests.cluster.test_cluster import Port, call_via, call_with_retry, join_on, metric, until_ok
 from tests.support import ServerProcess, connect, http, scaled, server_process
 
 pytestmark = pytest.mark.slow
@@ -84,18 +83,9 @@ async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_n
                 while not stop.is_set():
                     n += 1
                     room = f"roll{worker}x{n}"
-                    deadline = time.monotonic() + scaled(30)
-                    for attempt in range(100):
-                        try:
-                            await call_via(proxy, room, ids=(f"a{attempt}", f"b{attempt}"), strict=False)
-                            counts["ok"] += 1
-                            break
-                        except RETRYABLE:
-                            counts["retried"] += 1
-                            if time.monotonic() > deadline:
-                                counts["failed"] += 1
-                                break
-                            await asyncio.sleep(0.2)  # the client's retry backoff
+                    await call_with_retry(
+                        lambda ids, room=room: call_via(proxy, room, ids=ids, strict=False), counts, attempts=100
+                    )
 
             workers = [asyncio.create_task(caller(w)) for w in range(8)]
             try:
@@ -105,10 +95,7 @@ async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_n
                     await asyncio.to_thread(backends[i].proc.wait, scaled(15))
                     assert backends[i].proc.returncode == 0
                     backends[i] = start_backend(stack, redis_server, port)
-                    deadline = time.monotonic() + scaled(40)
-                    while counts["ok"] < before + 10:  # calls keep completing between restarts
-                        assert time.monotonic() < deadline, f"calls stopped completing: {counts}"
-                        await asyncio.sleep(0.05)
+                    await until_ok(counts, before + 10)  # calls keep completing between restarts
             finally:
                 stop.set()
                 await asyncio.gather(*workers)

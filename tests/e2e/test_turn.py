@@ -21,6 +21,7 @@ from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from tests.e2e.coturn import Coturn, running_coturn, uclient
+from tests.e2e.test_webrtc_call import close_peers, send_until_echoed
 from tests.e2e.webrtc_peer import Peer
 from tests.support import ServerFactory, ServerProcess, http, join, scaled, server_process
 from transport import turn
@@ -158,19 +159,11 @@ async def test_two_aiortc_peers_forced_to_relay_call_through_coturn(coturn: Cotu
             assert selected_pair_types(peer) == ("relay", "relay")
 
         await alice.until(alice.channel, 10, "alice's data channel open")
-        echo = None
-        for _ in range(40):  # bounded resends, in case the first races bob's channel opening
-            channel.send("hello over turn")
-            echo = await alice.next_message(0.25)
-            if echo is not None:
-                break
-        assert echo == "echo:hello over turn"
+        assert await send_until_echoed(alice, channel, "hello over turn") == "echo:hello over turn"
         # coturn relayed it: both clients' allocations were made under their join names.
         for name in ("alice", "bob"):
             assert allocated(coturn, turn_entry(answers[name])["username"])
         alice.check()
         bob.check()
     finally:
-        if bob is not None:
-            await bob.close()
-        await alice.close()
+        await close_peers(bob, alice)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import aioice.ice
 import pytest
+from aiortc import RTCDataChannel
 
 from tests.e2e.webrtc_peer import Peer, candidate_from_init
 from tests.support import join
@@ -26,6 +27,26 @@ pytestmark = pytest.mark.slow
 ROOM = "e2e-webrtc"
 MAX_SENDS = 40  # data-channel sends before giving up on the echo
 RESEND_AFTER = 0.25  # seconds to wait for the echo before sending again
+
+
+async def send_until_echoed(sender: Peer, channel: RTCDataChannel, text: str) -> str | None:
+    """Send ``text`` until the far end's echo comes back to ``sender``; None after MAX_SENDS.
+
+    Resent (bounded) because the first message can race the channel opening on the far side.
+    """
+    for _ in range(MAX_SENDS):
+        channel.send(text)
+        echo = await sender.next_message(RESEND_AFTER)
+        if echo is not None:
+            return echo
+    return None
+
+
+async def close_peers(*peers: Peer | None) -> None:
+    """Close the peers that were made, in the order given."""
+    for peer in peers:
+        if peer is not None:
+            await peer.close()
 
 
 @pytest.fixture
@@ -75,13 +96,7 @@ async def test_two_aiortc_peers_call_through_the_server(loopback_only: None, ser
         # the first message races the channel opening on Bob's side.
         await alice.until(alice.channel, 10, "alice's data channel open")
         hello = "hello from alice"
-        echo = None
-        for _ in range(MAX_SENDS):
-            channel.send(hello)
-            echo = await alice.next_message(RESEND_AFTER)
-            if echo is not None:
-                break
-        assert echo == "echo:" + hello
+        assert await send_until_echoed(alice, channel, hello) == "echo:" + hello
         assert hello in bob.received_messages
         bob_channel = await bob.until(bob.channel, 5, "bob's data channel open")
         assert bob_channel.label == "chat"
@@ -92,6 +107,4 @@ async def test_two_aiortc_peers_call_through_the_server(loopback_only: None, ser
         alice.check()
         bob.check()
     finally:
-        if bob is not None:
-            await bob.close()
-        await alice.close()
+        await close_peers(bob, alice)
