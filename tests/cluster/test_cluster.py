@@ -10,8 +10,8 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
@@ -230,6 +230,29 @@ async def call_with_retry(
             await asyncio.sleep(0.2)  # the client's retry backoff
 
 
+@asynccontextmanager
+async def calling(
+    workers: int, place: Callable[[int, int, tuple[str, str]], Awaitable[None]], attempts: int
+) -> AsyncIterator[dict[str, int]]:
+    """``workers`` tasks placing calls back to back (``place(worker, n, ids)``, each with
+    call_with_retry) until the block ends; yields the shared counts."""
+    stop = asyncio.Event()
+    counts = {"ok": 0, "retried": 0, "failed": 0}
+
+    async def caller(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            await call_with_retry(lambda ids, n=n: place(worker, n, ids), counts, attempts)
+
+    tasks = [asyncio.create_task(caller(w)) for w in range(workers)]
+    try:
+        yield counts
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
 async def until_ok(counts: dict[str, int], at_least: int, timeout: float = 40.0) -> None:
     """Until the callers above have completed ``at_least`` calls (``counts["ok"]``)."""
     deadline = time.monotonic() + scaled(timeout)
@@ -437,23 +460,12 @@ async def test_sigterm_releases_leases_first_so_rooms_move_without_waiting_for_e
 @pytest.mark.async_timeout(120)
 async def test_calls_under_load_survive_a_redis_restart_after_client_retry(redis_server: RedisServer) -> None:
     with backends(redis_server, 2, "--lease-ttl", "1.5") as pair:
-        stop = asyncio.Event()
-        counts = {"ok": 0, "retried": 0, "failed": 0}
-
-        async def caller(worker: int) -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                room = f"u{worker}x{n}"
-                # Each call across the two backends: it needs Redis.
-                await call_with_retry(
-                    lambda ids, room=room: call(room, pair[worker % 2], pair[(worker + 1) % 2], ids=ids, strict=False),
-                    counts,
-                    attempts=200,
-                )
-
-        workers = [asyncio.create_task(caller(w)) for w in range(6)]
-        try:
+        # Each call across the two backends: it needs Redis.
+        async with calling(
+            6,
+            lambda w, n, ids: call(f"u{w}x{n}", pair[w % 2], pair[(w + 1) % 2], ids=ids, strict=False),
+            attempts=200,
+        ) as counts:
             await until_ok(counts, 10)
             redis_server.kill()
             await wait_redis(pair[0], "down")
@@ -462,9 +474,6 @@ async def test_calls_under_load_survive_a_redis_restart_after_client_retry(redis
                 await wait_redis(backend, "up")
             ok = counts["ok"]
             await until_ok(counts, ok + 20)  # calls across backends complete again
-        finally:
-            stop.set()
-            await asyncio.gather(*workers)
         assert counts["failed"] == 0
         assert counts["retried"] > 0
 

@@ -11,7 +11,7 @@ import pytest
 
 from loadtests.launch import free_port, nginx
 from tests.cluster.conftest import SECRET, RedisServer
-from tests.cluster.test_cluster import Port, call_via, call_with_retry, join_on, metric, until_ok
+from tests.cluster.test_cluster import Port, call_via, calling, join_on, metric, until_ok
 from tests.support import ServerProcess, connect, http, scaled, server_process
 
 pytestmark = pytest.mark.slow
@@ -75,20 +75,9 @@ async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_n
             assert sum(metric(b, 'signaling_cluster_frames_total{direction="sent"}') for b in backends) > 0
 
             # Rolling restart under steady call-setup load.
-            stop = asyncio.Event()
-            counts = {"ok": 0, "retried": 0, "failed": 0}
-
-            async def caller(worker: int) -> None:
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    room = f"roll{worker}x{n}"
-                    await call_with_retry(
-                        lambda ids, room=room: call_via(proxy, room, ids=ids, strict=False), counts, attempts=100
-                    )
-
-            workers = [asyncio.create_task(caller(w)) for w in range(8)]
-            try:
+            async with calling(
+                8, lambda w, n, ids: call_via(proxy, f"roll{w}x{n}", ids=ids, strict=False), attempts=100
+            ) as counts:
                 for i, port in enumerate(ports):
                     before = counts["ok"]
                     backends[i].proc.send_signal(signal.SIGTERM)
@@ -96,9 +85,6 @@ async def test_behind_nginx_no_frame_crosses_redis_and_a_rolling_restart_costs_n
                     assert backends[i].proc.returncode == 0
                     backends[i] = start_backend(stack, redis_server, port)
                     await until_ok(counts, before + 10)  # calls keep completing between restarts
-            finally:
-                stop.set()
-                await asyncio.gather(*workers)
             print(f"rolling restart: {counts}")
             assert counts["failed"] == 0
             assert counts["ok"] >= 30
