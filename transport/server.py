@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -133,7 +133,29 @@ def tune_gc() -> None:
     gc.set_threshold(gen0, gen1, 1000)
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to run on: uvloop (libuv; fewer CPU cycles per wake-up, read and
+    write than asyncio's pure-Python selector loop) unless told otherwise or not
+    installed. None: asyncio's default. Raises SettingsError for ``uvloop`` without it."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise settings_module.SettingsError("loop=uvloop but uvloop is not installed "
+                                                "(pip install uvloop, or --loop asyncio)") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
 async def serve(settings: Settings) -> None:
+    logger.info("event loop: %s", loop_name(asyncio.get_running_loop()))
     server = Server(settings)
     await server.start()
     tune_gc()
@@ -149,13 +171,15 @@ async def serve(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_module.load(argv)
+        factory = loop_factory(settings.loop)
     except settings_module.SettingsError as exc:
         print(f"signaling-server: invalid setting: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_format)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(settings))
     except OSError as exc:
         logger.error("cannot start: %s", exc)
         return 1

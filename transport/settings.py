@@ -83,6 +83,8 @@ class Settings:
                                                             "listener closes, so a load balancer stops routing here"))
     shutdown_timeout: float = field(default=5.0, metadata=_doc("seconds to wait for sockets to close on SIGTERM"))
     backlog: int = field(default=1024, metadata=_doc("listen backlog (the default 128 drops connection bursts)"))
+    loop: str = field(default="auto", metadata=_doc("event loop: asyncio, uvloop, or auto (uvloop where it is installed, "
+                                                    "as it is by default on Linux and macOS)"))
     redis: str = field(default="", metadata=_doc("Redis URL (redis://host:6379/0) that switches cluster mode on: "
                                                  "room leases and cross-backend relay (docs/cluster.md); needs --secret"))
     backend_id: str = field(default="", metadata=_doc("this backend's name in the cluster, unique per process; "
@@ -111,6 +113,8 @@ class Settings:
             raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be text or json")
+        if self.loop not in ("asyncio", "uvloop", "auto"):
+            raise SettingsError("loop must be asyncio, uvloop or auto")
         if self.secret and len(self.secret) < 32:
             raise SettingsError("secret must be at least 32 characters (HS256 key)")
         if self.redis:
