@@ -83,8 +83,8 @@ class Settings:
                                                             "listener closes, so a load balancer stops routing here"))
     shutdown_timeout: float = field(default=5.0, metadata=_doc("seconds to wait for sockets to close on SIGTERM"))
     backlog: int = field(default=1024, metadata=_doc("listen backlog (the default 128 drops connection bursts)"))
-    loop: str = field(default="auto", metadata=_doc("event loop: asyncio, uvloop, or auto (uvloop where it is installed, "
-                                                    "as it is by default on Linux and macOS)"))
+    loop: str = field(default="auto", metadata=_doc(
+        "event loop: asyncio, uvloop, or auto (uvloop where it is installed, as it is by default on Linux and macOS)"))
     redis: str = field(default="", metadata=_doc("Redis URL (redis://host:6379/0) that switches cluster mode on: "
                                                  "room leases and cross-backend relay (docs/cluster.md); needs --secret"))
     backend_id: str = field(default="", metadata=_doc("this backend's name in the cluster, unique per process; "
