@@ -145,8 +145,11 @@ class Room(LoopActor):
         if replaced is not None:
             self.metrics.connection_replaced()
         self.peak_members = max(self.peak_members, len(peers) + 1)
-        logger.info("peer %s", "reconnected" if replaced or resumed else "connected",
-                    extra={"room": self.room_id, "client": message.client_id})
+        logger.info(
+            "peer %s",
+            "reconnected" if replaced or resumed else "connected",
+            extra={"room": self.room_id, "client": message.client_id},
+        )
         if replaced is not None:
             replaced.close(CLOSE_REPLACED, "replaced: a newer connection of this client took over")
         self._deliver(deliveries)
@@ -175,14 +178,17 @@ class Room(LoopActor):
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "relay %s %s -> %s: %s%s",
-                message.type, message.sender, message.to or "*", result.outcome,
+                message.type,
+                message.sender,
+                message.to or "*",
+                result.outcome,
                 f" ({result.reason})" if result.reason else "",
                 extra={"room": self.room_id, "client": message.sender},
             )
 
     def _time_call_setup(self, message: Relay) -> None:
         if message.type == "offer":
-            if len(self.offers) < self.state.limits.max_members ** 2:  # bounded by the pairs possible
+            if len(self.offers) < self.state.limits.max_members**2:  # bounded by the pairs possible
                 self.offers[(message.sender, message.to)] = message.received_at  # type: ignore[index]
         elif message.type == "answer":
             offered = self.offers.pop((message.to, message.sender), None)  # type: ignore[arg-type]
@@ -196,8 +202,12 @@ class Room(LoopActor):
             self.metrics.held_seat_ended("expired")
         self._deliver(left)
         if expired:
-            logger.info("seats expired without a socket: %s (%d held frames dropped)", ",".join(expired), dropped,
-                        extra={"room": self.room_id})
+            logger.info(
+                "seats expired without a socket: %s (%d held frames dropped)",
+                ",".join(expired),
+                dropped,
+                extra={"room": self.room_id},
+            )
             self.metrics.held_expired(dropped)
         self._report_if_idle()
 

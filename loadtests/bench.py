@@ -3,9 +3,10 @@
     python loadtests/bench.py --out bench.json            # full run (several minutes)
     python loadtests/bench.py --quick --out quick.json    # about a minute, for CI
 
-Both servers run as subprocesses on 127.0.0.1 (``transport.server`` and
+The servers run as subprocesses on 127.0.0.1 (``transport.server`` and
 ``loadtests/floor_relay.py``, the floor: same wire protocol, no actors, no validation,
-no metrics), one at a time, each driven by its own load-generator process
+no metrics; by default twice, on asyncio's loop as a user would write it and on uvloop,
+which the service runs on by default), one at a time, each driven by its own load-generator process
 (``loadtests/loadgen.py``). Scenarios, each on a fresh server process:
 
 - connect N peers in N/2 rooms: RSS and server CPU per connection;
@@ -18,7 +19,7 @@ no metrics), one at a time, each driven by its own load-generator process
 CPU is read from /proc, so the figures stay honest on a shared machine; latencies and
 rates depend on the machine being otherwise idle. Every figure is the median over
 ``--repeats`` runs (servers alternate order between repeats) and comes with the
-service/floor ratio. Output: JSON (``--out``) and a markdown table (``--md``, and
+service/floor ratio (and service/floor-uvloop). Output: JSON (``--out``) and a markdown table (``--md``, and
 stdout). Everything started is killed at the end; only 127.0.0.1 is used.
 """
 
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import select
 import signal
@@ -49,11 +51,13 @@ from wire import LIFTED_PER_ADDRESS, as_env
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-SERVERS = ("floor", "service")
 SERVICE_ENV = as_env(LIFTED_PER_ADDRESS)  # every peer dials from 127.0.0.1 (see wire.py)
+EVENT_LOOP = re.compile(r"event loop: (\w+)")  # logged by both servers before they listen
+FLOOR_KINDS = {"asyncio": "floor", "uvloop": "floor-uvloop"}  # --floors -> server kind
 
 # Targets of issue 5, against the floor measured in the same run.
 TARGET_CPU_PER_MSG = 1.3
+TARGET_CPU_PER_MSG_UVLOOP = 1.2  # issue 12: against the same relay on uvloop
 TARGET_CPU_PER_SETUP = 1.5
 TARGET_RSS_PER_CONN = 1.5
 TARGET_P99_MS = 5.0
@@ -85,17 +89,24 @@ kill = stop
 ServerProc = Launched  # process, ports, log file, CPU and RSS from /proc
 
 
-def server_command(kind: str, ping_interval: float) -> tuple[tuple[str, ...], list[str]]:
+def server_command(kind: str, ping_interval: float, service_loop: str = "auto") -> tuple[tuple[str, ...], list[str]]:
     """(program, arguments) of the server of ``kind``; the launcher adds the ports."""
     if kind == "service":
-        return SERVICE, ["--ping-interval", str(ping_interval)]
+        return SERVICE, ["--ping-interval", str(ping_interval), "--loop", service_loop]
     # --nodelay: the service sets TCP_NODELAY on every WebSocket, so the floor does too.
-    return FLOOR, ["--ping-interval", str(ping_interval), "--nodelay"]
+    loop = "uvloop" if kind == FLOOR_KINDS["uvloop"] else "asyncio"
+    return FLOOR, ["--ping-interval", str(ping_interval), "--nodelay", "--loop", loop]
+
+
+def server_loop(server: ServerProc) -> str:
+    """The event loop the server logged that it runs on."""
+    match = EVENT_LOOP.search(server.log_text())
+    return match.group(1) if match else "unknown"
 
 
 @contextmanager
-def start_server(kind: str, ping_interval: float, workdir: Path) -> Iterator[ServerProc]:
-    program, args = server_command(kind, ping_interval)
+def start_server(kind: str, ping_interval: float, workdir: Path, service_loop: str = "auto") -> Iterator[ServerProc]:
+    program, args = server_command(kind, ping_interval, service_loop)
     try:
         with launch(
             *args,
@@ -239,19 +250,26 @@ def run_setups(gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace) 
 
 def run_server(kind: str, cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
     """Every scenario against one kind of server; a fresh process for each N and for setups."""
-    figures: dict[str, dict[str, Any]] = {}
+    figures: dict[str, dict[str, Any]] = {"server": {}}
     largest = max(cfg.peers)
     for n in sorted(cfg.peers):
-        with start_server(kind, cfg.ping_interval, workdir) as server, start_generator(server.port) as gen:
+        with (
+            start_server(kind, cfg.ping_interval, workdir, cfg.service_loop) as server,
+            start_generator(server.port) as gen,
+        ):
             warm_up(gen, server)
-            log(f"{kind}: connect {n}")
+            figures["server"]["loop"] = server_loop(server)  # a string: kept in the runs, not in the medians
+            log(f"{kind} ({server_loop(server)}): connect {n}")
             figures[f"connect_{n}"] = run_connect(gen, server, n, cfg)
             if n == largest:
                 for rate in cfg.rates:
                     log(f"{kind}: relay {rate} msg/s for {cfg.relay_seconds:g}s with {n} peers")
                     figures[f"relay_{rate}"] = run_relay(gen, server, rate, cfg)
             gen.call(120 + n / 50, cmd="close")
-    with start_server(kind, cfg.ping_interval, workdir) as server, start_generator(server.port) as gen:
+    with (
+        start_server(kind, cfg.ping_interval, workdir, cfg.service_loop) as server,
+        start_generator(server.port) as gen,
+    ):
         warm_up(gen, server)
         log(f"{kind}: call setups for {cfg.setup_seconds:g}s, {cfg.setup_concurrency} at a time")
         figures["setups"] = run_setups(gen, server, cfg)
@@ -281,6 +299,12 @@ def summarize(runs: dict[str, list[dict[str, dict[str, Any]]]]) -> dict[str, dic
         floor = medians["floor"].get(key)
         ratio[key] = service / floor if floor not in (None, 0) and service is not None else None
     medians["ratio"] = ratio
+    if "floor-uvloop" in medians:
+        medians["ratio_uvloop"] = {
+            key: service / floor if floor not in (None, 0) and service is not None else None
+            for key, service in medians["service"].items()
+            for floor in [medians["floor-uvloop"].get(key)]
+        }
     return medians
 
 
@@ -294,6 +318,17 @@ def check_targets(summary: dict[str, dict[str, float | None]], cfg: argparse.Nam
         ("RSS per connection", f"connect_{largest}.rss_kb_per_conn", ratio, TARGET_RSS_PER_CONN, "x floor"),
         (f"p99 latency at {low_rate} msg/s, {largest} peers", f"relay_{low_rate}.p99_ms", service, TARGET_P99_MS, "ms"),
     ]
+    if "ratio_uvloop" in summary:
+        checks.insert(
+            1,
+            (
+                "CPU per relayed message, uvloop floor",
+                f"relay_{low_rate}.cpu_s_per_10k",
+                summary["ratio_uvloop"],
+                TARGET_CPU_PER_MSG_UVLOOP,
+                "x floor-uvloop",
+            ),
+        )
     out = []
     for name, key, source, limit, unit in checks:
         value = source.get(key)
@@ -342,14 +377,21 @@ def markdown(result: dict[str, Any]) -> str:
         f"repeats={result['config']['repeats']} (medians), frames ~{result['config']['size']} B SDP, "
         f"pings {pings}",
         "",
-        "| figure | floor | service | service/floor |",
-        "| --- | ---: | ---: | ---: |",
     ]
+    uv = "floor-uvloop" in summary
+    if uv:
+        lines += [
+            "| figure | floor | floor-uvloop | service | service/floor | service/floor-uvloop |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+    else:
+        lines += ["| figure | floor | service | service/floor |", "| --- | ---: | ---: | ---: |"]
     for key in summary["service"]:
-        lines.append(
-            f"| {key} | {fmt(summary['floor'].get(key))} | {fmt(summary['service'][key])} | "
-            f"{fmt(summary['ratio'].get(key))} |"
-        )
+        cells = [fmt(summary["floor"].get(key))]
+        cells += [fmt(summary["floor-uvloop"].get(key))] if uv else []
+        cells += [fmt(summary["service"][key]), fmt(summary["ratio"].get(key))]
+        cells += [fmt(summary["ratio_uvloop"].get(key))] if uv else []
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     lines += ["", "| target | figure | value | limit | met |", "| --- | --- | ---: | ---: | --- |"]
     for check in result["targets"]:
         lines.append(
@@ -395,6 +437,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=1024, help="bytes of SDP per relayed frame (default 1024)")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for stragglers (default 5)")
     parser.add_argument(
+        "--floors",
+        default="asyncio,uvloop",
+        help="comma-separated loops to run the floor on: asyncio (always), uvloop (default: both)",
+    )
+    parser.add_argument(
+        "--service-loop",
+        default="auto",
+        choices=("auto", "asyncio", "uvloop"),
+        help="the service's --loop (default auto: uvloop where installed)",
+    )
+    parser.add_argument(
         "--ping-interval",
         type=float,
         default=0.0,
@@ -411,6 +464,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.repeats = args.repeats or (1 if quick else 3)
     args.drain = min(args.drain, 3.0) if quick else args.drain
     args.md = args.md or args.out.with_suffix(".md")
+    floors = {f.strip() for f in args.floors.split(",") if f.strip()} | {"asyncio"}  # ratios need it
+    if not floors <= set(FLOOR_KINDS):
+        parser.error(f"--floors: unknown loop in {args.floors!r} (asyncio, uvloop)")
+    args.servers = [FLOOR_KINDS[f] for f in ("asyncio", "uvloop") if f in floors] + ["service"]
     return args
 
 
@@ -424,11 +481,11 @@ def main(argv: list[str] | None = None) -> int:
     # so no server or generator outlives the run.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    runs: dict[str, list[dict[str, dict[str, Any]]]] = {kind: [] for kind in SERVERS}
+    runs: dict[str, list[dict[str, dict[str, Any]]]] = {kind: [] for kind in cfg.servers}
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for rep in range(cfg.repeats):
-            order = SERVERS if rep % 2 == 0 else SERVERS[::-1]
+            order = cfg.servers if rep % 2 == 0 else cfg.servers[::-1]
             for kind in order:
                 log(f"repeat {rep + 1}/{cfg.repeats}: {kind}")
                 runs[kind].append(run_server(kind, cfg, Path(tmp)))

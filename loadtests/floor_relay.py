@@ -5,7 +5,8 @@ a dict of dicts on the IOLoop. ``bench.py`` runs it beside the service in the sa
 run, so every figure of the service comes with the cost of the same work done as
 cheaply as plain Tornado allows. It is a measuring stick, never a server to deploy.
 
-    python loadtests/floor_relay.py --port 0
+    python loadtests/floor_relay.py --port 0                # asyncio's loop, as a user would write it
+    python loadtests/floor_relay.py --port 0 --loop uvloop  # the same relay on uvloop
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tornado.httpserver import HTTPServer
@@ -125,6 +127,10 @@ async def serve(args: argparse.Namespace) -> None:
     sockets = bind_sockets(args.port, "127.0.0.1", backlog=args.backlog)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    logging.getLogger("floor").warning(
+        "event loop: %s", "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+    )
     logging.getLogger("floor").warning("listening on http://127.0.0.1:%d (floor relay)", port)
     if args.ready_file:  # as the service's --ready-file: JSON, complete or absent (rename is atomic)
         partial = f"{args.ready_file}.partial"
@@ -132,7 +138,6 @@ async def serve(args: argparse.Namespace) -> None:
             json.dump({"port": port, "metrics_port": 0, "pid": os.getpid()}, f)
         os.replace(partial, args.ready_file)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
@@ -146,9 +151,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ping-interval", type=float, default=0.0, help="seconds between pings (0: off)")
     parser.add_argument("--ready-file", default="", help="write the bound port here as JSON once listening")
     parser.add_argument("--nodelay", action="store_true", help="set TCP_NODELAY on every WebSocket")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop (default asyncio: the floor as a user would write it)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args))
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(args))
     return 0
 
 

@@ -189,8 +189,9 @@ class Churn:
             joined = await self.gen.expect(a2, "joined")
             if b_join["clientId"] not in joined["data"]["peers"]:
                 raise RuntimeError(f"reconnected peer does not see the other: {joined}")
-            await b.send(orjson.dumps({"type": "ice-candidate", "to": a_join["clientId"],
-                                       "data": wire.candidate(99)}).decode())
+            await b.send(
+                orjson.dumps({"type": "ice-candidate", "to": a_join["clientId"], "data": wire.candidate(99)}).decode()
+            )
             got = await self.gen.expect(a2, "ice-candidate")
             if got["data"]["candidate"] != wire.candidate(99)["candidate"]:
                 raise RuntimeError("wrong candidate after reconnect")
@@ -242,8 +243,13 @@ async def soak(cfg: argparse.Namespace, target: Target) -> dict[str, Any]:
     churn = Churn(target.port, cfg)
 
     async def sample(phase: str) -> dict[str, Any]:
-        row = {"t": round(time.monotonic() - t0, 2), "phase": phase, **(await scrape(target.metrics_port)),
-               "started": churn.tally.started, "failed": churn.tally.failed}
+        row = {
+            "t": round(time.monotonic() - t0, 2),
+            "phase": phase,
+            **(await scrape(target.metrics_port)),
+            "started": churn.tally.started,
+            "failed": churn.tally.failed,
+        }
         samples.append(row)
         return row
 
@@ -257,8 +263,10 @@ async def soak(cfg: argparse.Namespace, target: Target) -> dict[str, Any]:
             if time.monotonic() - load_started >= cfg.warmup and churn.tally.started:
                 phase[0] = "load"
             row = await sample(phase[0])
-            log(f"t={row['t']:.0f}s rss={row['rss_mb']:.1f}MB rooms={row['rooms']:.0f} "
-                f"fds={row['open_fds']:.0f} started={row['started']} failed={row['failed']}")
+            log(
+                f"t={row['t']:.0f}s rss={row['rss_mb']:.1f}MB rooms={row['rooms']:.0f} "
+                f"fds={row['open_fds']:.0f} started={row['started']} failed={row['failed']}"
+            )
 
     sampling = asyncio.create_task(sampler())
     try:
@@ -278,8 +286,14 @@ async def soak(cfg: argparse.Namespace, target: Target) -> dict[str, Any]:
     return verdict(cfg, target, baseline, samples, churn.tally, load_seconds)
 
 
-def verdict(cfg: argparse.Namespace, target: Target, baseline: dict[str, Any], samples: list[dict[str, Any]],
-            tally: Tally, load_seconds: float) -> dict[str, Any]:
+def verdict(
+    cfg: argparse.Namespace,
+    target: Target,
+    baseline: dict[str, Any],
+    samples: list[dict[str, Any]],
+    tally: Tally,
+    load_seconds: float,
+) -> dict[str, Any]:
     warm = [s for s in samples if s["phase"] == "warm-up"]
     loaded = [s for s in samples if s["phase"] in ("load", "settle")]
     # Flat: nothing after warm-up tops the warm-up's peak by more than the tolerance.
@@ -294,41 +308,59 @@ def verdict(cfg: argparse.Namespace, target: Target, baseline: dict[str, Any], s
     scenarios = sum(tally.done.values()) + tally.failed
     garbage_per_scenario = (last["gc_collected"] - baseline["gc_collected"]) / max(scenarios, 1)
     checks: dict[str, dict[str, Any]] = {
-        "rss_flat": {"ok": len(loaded) >= 4 and later <= reference * (1 + cfg.rss_tolerance),
-                     "detail": f"peak {reference:.1f} MB during warm-up, {later:.1f} MB after it "
-                               f"({(later / reference - 1) * 100:+.1f}%, limit "
-                               f"{cfg.rss_tolerance * 100:.0f}%); {len(loaded)} samples after warm-up"},
+        "rss_flat": {
+            "ok": len(loaded) >= 4 and later <= reference * (1 + cfg.rss_tolerance),
+            "detail": f"peak {reference:.1f} MB during warm-up, {later:.1f} MB after it "
+            f"({(later / reference - 1) * 100:+.1f}%, limit "
+            f"{cfg.rss_tolerance * 100:.0f}%); {len(loaded)} samples after warm-up",
+        },
         # The cause of issue 10, measured directly: objects only the cyclic collector could
         # free. RSS shows it late (the collector runs eventually); this shows it at once.
-        "no_cyclic_garbage": {"ok": garbage_per_scenario <= cfg.max_garbage,
-                              "detail": f"{garbage_per_scenario:.1f} objects freed by the cyclic GC per scenario "
-                                        f"(limit {cfg.max_garbage:g}; a cycle per connection makes dozens)"},
-        "no_failed_setups": {"ok": tally.failed == 0 and tally.started > 0,
-                             "detail": f"{tally.failed} failed of {tally.started}: {tally.failures}"},
+        "no_cyclic_garbage": {
+            "ok": garbage_per_scenario <= cfg.max_garbage,
+            "detail": f"{garbage_per_scenario:.1f} objects freed by the cyclic GC per scenario "
+            f"(limit {cfg.max_garbage:g}; a cycle per connection makes dozens)",
+        },
+        "no_failed_setups": {
+            "ok": tally.failed == 0 and tally.started > 0,
+            "detail": f"{tally.failed} failed of {tally.started}: {tally.failures}",
+        },
     }
     for key in SETTLED:
-        checks[f"{key}_back_to_baseline"] = {"ok": last[key] <= baseline[key],
-                                             "detail": f"before {baseline[key]:.0f}, after {last[key]:.0f}"}
+        checks[f"{key}_back_to_baseline"] = {
+            "ok": last[key] <= baseline[key],
+            "detail": f"before {baseline[key]:.0f}, after {last[key]:.0f}",
+        }
     if target.log_path is not None:
         text = target.log_path.read_text(errors="replace")
-        checks["no_traceback_in_server_log"] = {"ok": "Traceback" not in text,
-                                                "detail": text[text.find("Traceback"):][:1500]
-                                                if "Traceback" in text else ""}
+        checks["no_traceback_in_server_log"] = {
+            "ok": "Traceback" not in text,
+            "detail": text[text.find("Traceback") :][:1500] if "Traceback" in text else "",
+        }
     setup_ms = sorted(tally.setup_ms)
     done = sum(tally.done.values())
     return {
         "config": {k: v for k, v in vars(cfg).items() if k not in ("out", "plot")},
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": os.getloadavg(),
+        },
         "summary": {
-            "scenarios": done, "by_kind": tally.done, "failed": tally.failed, "failures": tally.failures,
+            "scenarios": done,
+            "by_kind": tally.done,
+            "failed": tally.failed,
+            "failures": tally.failures,
             "achieved_rate": tally.started / load_seconds if load_seconds else None,
             "behind_schedule": tally.behind,
             "setup_p50_ms": setup_ms[len(setup_ms) // 2] if setup_ms else None,
             "setup_p99_ms": setup_ms[int(len(setup_ms) * 0.99)] if setup_ms else None,
-            "rss_baseline_mb": baseline["rss_mb"], "rss_warmup_peak_mb": reference,
-            "rss_after_warmup_peak_mb": later, "rss_peak_mb": peak,
-            "rss_end_mb": last["rss_mb"], "cyclic_garbage_per_scenario": garbage_per_scenario,
+            "rss_baseline_mb": baseline["rss_mb"],
+            "rss_warmup_peak_mb": reference,
+            "rss_after_warmup_peak_mb": later,
+            "rss_peak_mb": peak,
+            "rss_end_mb": last["rss_mb"],
+            "cyclic_garbage_per_scenario": garbage_per_scenario,
             "full_collections": last["full_gcs"] - baseline["full_gcs"],
         },
         "checks": checks,
@@ -345,12 +377,18 @@ def svg_plot(result: dict[str, Any]) -> str:
     t_max: float = max(ts[-1], 1.0)
     warmup_end = result["config"]["warmup"] + (samples[0]["t"] if samples else 0)
     cfg = result["config"]
-    title = (f"soak: {result['summary']['achieved_rate']:.0f} setups/s for {cfg['duration']:.0f} s, "
-             f"{'PASS' if result['passed'] else 'FAIL'}")
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-              f'font-family="sans-serif" font-size="11">'),
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="{left}" y="18" font-size="13">{title}</text>']
+    title = (
+        f"soak: {result['summary']['achieved_rate']:.0f} setups/s for {cfg['duration']:.0f} s, "
+        f"{'PASS' if result['passed'] else 'FAIL'}"
+    )
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif" font-size="11">'
+        ),
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="18" font-size="13">{title}</text>',
+    ]
     for n, (key, label, colour) in enumerate((("rss_mb", "RSS (MB)", "#c0392b"), ("rooms", "live rooms", "#2471a3"))):
         y0 = top + n * (panel_h + gap)
         values = [s[key] for s in samples]
@@ -362,22 +400,28 @@ def svg_plot(result: dict[str, Any]) -> str:
         def y(v: float, y0: float = y0, v_max: float = v_max) -> float:
             return y0 + panel_h - panel_h * v / v_max
 
-        parts.append(f'<rect x="{left}" y="{y0}" width="{width - left - right}" height="{panel_h}" '
-                     f'fill="none" stroke="#999"/>')
-        parts.append(f'<line x1="{x(warmup_end):.1f}" y1="{y0}" x2="{x(warmup_end):.1f}" y2="{y0 + panel_h}" '
-                     f'stroke="#bbb" stroke-dasharray="4"/>')
+        parts.append(
+            f'<rect x="{left}" y="{y0}" width="{width - left - right}" height="{panel_h}" fill="none" stroke="#999"/>'
+        )
+        parts.append(
+            f'<line x1="{x(warmup_end):.1f}" y1="{y0}" x2="{x(warmup_end):.1f}" y2="{y0 + panel_h}" '
+            f'stroke="#bbb" stroke-dasharray="4"/>'
+        )
         for frac in (0, 0.5, 1):
             v = v_max * frac
             parts.append(f'<text x="{left - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
-        points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(ts, values))
+        points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(ts, values, strict=True))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
         parts.append(f'<text x="{left + 5}" y="{y0 + 14}" fill="{colour}">{label}</text>')
     axis_y = top + 2 * panel_h + gap + 16
     for frac in (0, 0.25, 0.5, 0.75, 1):
         t = t_max * frac
-        parts.append(f'<text x="{left + (width - left - right) * frac:.1f}" y="{axis_y}" '
-                     f'text-anchor="middle">{t:.0f}</text>')
-    parts.append(f'<text x="{width / 2}" y="{axis_y + 16}" text-anchor="middle">seconds (dashed: end of warm-up)</text>')
+        parts.append(
+            f'<text x="{left + (width - left - right) * frac:.1f}" y="{axis_y}" text-anchor="middle">{t:.0f}</text>'
+        )
+    parts.append(
+        f'<text x="{width / 2}" y="{axis_y + 16}" text-anchor="middle">seconds (dashed: end of warm-up)</text>'
+    )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -425,10 +469,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, check in result["checks"].items():
         log(f"{'ok  ' if check['ok'] else 'FAIL'} {name}: {check['detail']}")
     s = result["summary"]
-    log(f"{s['scenarios']} scenarios {s['by_kind']} at {s['achieved_rate']:.1f}/s, {s['failed']} failed; "
+    log(
+        f"{s['scenarios']} scenarios {s['by_kind']} at {s['achieved_rate']:.1f}/s, {s['failed']} failed; "
         f"RSS {s['rss_baseline_mb']:.1f} -> {s['rss_warmup_peak_mb']:.1f} -> {s['rss_after_warmup_peak_mb']:.1f}"
         f" MB (baseline, warm-up peak, peak after); "
-        f"{'PASS' if result['passed'] else 'FAIL'}; wrote {cfg.out} and {plot}")
+        f"{'PASS' if result['passed'] else 'FAIL'}; wrote {cfg.out} and {plot}"
+    )
     return 0 if result["passed"] else 1
 
 

@@ -26,8 +26,9 @@ class Admission:
     proof: int | None
 
 
-def admit(query: Mapping[str, list[bytes]], *, draining: bool, ip_admitted: bool, token_mode: bool,
-          tokens: TokenIssuer) -> Admission:
+def admit(
+    query: Mapping[str, list[bytes]], *, draining: bool, ip_admitted: bool, token_mode: bool, tokens: TokenIssuer
+) -> Admission:
     """The checks of a WebSocket join, in order. Raises JoinRefused.
 
     ``ip_admitted``: this address was under its connection limit (and is now counted).
@@ -40,8 +41,9 @@ def admit(query: Mapping[str, list[bytes]], *, draining: bool, ip_admitted: bool
     return Admission(room_id, client_id, token_proof(token, room_id, client_id, token_mode, tokens))
 
 
-def token_proof(token: str | None, room_id: RoomId, client_id: ClientId, token_mode: bool,
-                tokens: TokenIssuer) -> int | None:
+def token_proof(
+    token: str | None, room_id: RoomId, client_id: ClientId, token_mode: bool, tokens: TokenIssuer
+) -> int | None:
     """The token policy: the proof (a valid token's ``exp``) a client shows, or None.
 
     Token mode requires a valid token (Unauthorized, Forbidden otherwise). Open mode
@@ -81,8 +83,7 @@ def join_failure(error: Exception) -> JoinFailure:
     if isinstance(error, JoinRefused):
         return JoinFailure(error.code, close_code(error), f"{error.code}: {error.detail}")
     if isinstance(error, TimeoutError):
-        return JoinFailure(RoomUnavailable.code, close_code(RoomUnavailable), "room did not answer; retry",
-                           undo=True)
+        return JoinFailure(RoomUnavailable.code, close_code(RoomUnavailable), "room did not answer; retry", undo=True)
     # A bug: Tornado would abort the stream without on_close (leaking the per-IP count);
     # the handler closes it itself so that on_close runs and cleans up.
     return JoinFailure(RoomUnavailable.code, close_code(RoomUnavailable), "join failed; retry", bug=True)

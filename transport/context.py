@@ -79,7 +79,9 @@ class ServiceContext:
                 "a request carries X-Real-IP or X-Forwarded-For but --trust-proxy is off: the header is ignored "
                 "and the per-IP limits see the proxy's address %s for every client behind it; run with "
                 "--trust-proxy behind a proxy that overwrites X-Real-IP (logged once; counted in "
-                "signaling_untrusted_proxy_headers_total)", request.remote_ip)
+                "signaling_untrusted_proxy_headers_total)",
+                request.remote_ip,
+            )
 
     def ip_connected(self, ip: str) -> bool:
         """Count a new socket from ``ip``; False (and not counted) if it is over the limit."""

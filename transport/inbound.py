@@ -46,8 +46,9 @@ class InboundFrames:
             self.refused_in_a_row += 1
             # Refused before parsing, by design: a flood costs no parse.
             if self.refused_in_a_row >= self.rate_burst:
-                return Verdict("unparsed", error=RateLimited(),
-                               close=(CLOSE_POLICY, "rate-limited: too many frames for too long"))
+                return Verdict(
+                    "unparsed", error=RateLimited(), close=(CLOSE_POLICY, "rate-limited: too many frames for too long")
+                )
             return Verdict("unparsed", error=RateLimited())
         self.refused_in_a_row = 0
         try:

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -90,7 +90,11 @@ class Server:
         self.metrics_port = metrics_sockets[0].getsockname()[1]
         logger.info(
             "listening on http://%s:%d (metrics on http://%s:%d/metrics, %s mode)",
-            s.host, self.port, s.metrics_host, self.metrics_port, "token" if s.token_mode else "open",
+            s.host,
+            self.port,
+            s.metrics_host,
+            self.metrics_port,
+            "token" if s.token_mode else "open",
         )
 
     async def shutdown(self) -> None:
@@ -107,8 +111,11 @@ class Server:
             try:
                 await asyncio.wait_for(ctx.sockets_closed.wait(), self.settings.shutdown_timeout)
             except TimeoutError:
-                logger.warning("%d sockets still open after %.1fs; exiting anyway",
-                               ctx.open_sockets, self.settings.shutdown_timeout)
+                logger.warning(
+                    "%d sockets still open after %.1fs; exiting anyway",
+                    ctx.open_sockets,
+                    self.settings.shutdown_timeout,
+                )
         await runtime.stop(ctx.hub)
         if self.cluster is not None:
             await self.cluster.close()
@@ -145,14 +152,38 @@ def write_ready_file(path: str, info: dict[str, int]) -> None:
     os.replace(partial, path)
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to run on: uvloop (libuv; fewer CPU cycles per wake-up, read and
+    write than asyncio's pure-Python selector loop) unless told otherwise or not
+    installed. None: asyncio's default. Raises SettingsError for ``uvloop`` without it."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise settings_module.SettingsError(
+                "loop=uvloop but uvloop is not installed (pip install uvloop, or --loop asyncio)"
+            ) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
 async def serve(settings: Settings) -> None:
+    logger.info("event loop: %s", loop_name(asyncio.get_running_loop()))
     server = Server(settings)
     await server.start()
     tune_gc()
     if settings.ready_file:
         # Machine-readable readiness: the ports actually bound (--port 0 picks any).
-        write_ready_file(settings.ready_file,
-                         {"port": server.port, "metrics_port": server.metrics_port, "pid": os.getpid()})
+        write_ready_file(
+            settings.ready_file, {"port": server.port, "metrics_port": server.metrics_port, "pid": os.getpid()}
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -168,13 +199,15 @@ async def serve(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_module.load(argv)
+        factory = loop_factory(settings.loop)
     except settings_module.SettingsError as exc:
         print(f"signaling-server: invalid setting: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_format)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(settings))
     except OSError as exc:
         logger.error("cannot start: %s", exc)
         return 1

@@ -8,8 +8,8 @@ with one line naming the setting.
 from __future__ import annotations
 
 import argparse
-import functools
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -19,7 +19,6 @@ from typing import Any
 
 from actors.room_state import RoomLimits
 from transport import turn
-
 
 # The browser app as built in this checkout (`npm run build --prefix web`), served by default.
 BUILT_APP = Path(__file__).resolve().parents[1] / "web" / "dist"
@@ -43,55 +42,117 @@ class Settings:
     api_key: str = field(default="", metadata=_doc("bearer key for POST /rooms/join in token mode"))
     token_ttl: float = field(default=3600.0, metadata=_doc("seconds a token from POST /rooms/join stays valid"))
     ice_servers: str = field(default="[]", metadata=_doc("JSON list of RTCIceServer dicts handed to clients"))
-    turn_urls: str = field(default="", metadata=_doc("comma-separated turn:/turns: URLs of a coturn with use-auth-secret; "
-                                                     "REST join answers add them with fresh credentials"))
-    turn_secret: str = field(default="", metadata=_doc("coturn's static-auth-secret, to mint TURN credentials "
-                                                       "(needs --turn-urls)"))
-    turn_ttl: int = field(default=86400, metadata=_doc("seconds a TURN credential can start an allocation; "
-                                                       "allocations outlive it (see docs/operations.md)"))
-    web_root: str = field(default="auto", metadata=_doc("directory of the browser app to serve at /; auto: this "
-                                                         "checkout's built app (web/dist) if built; empty: serve none"))
-    allowed_origins: str = field(default="", metadata=_doc(
-        "comma-separated browser origins allowed ('*': any); default: same origin only; clients without Origin "
-        "are accepted"))
+    turn_urls: str = field(
+        default="",
+        metadata=_doc(
+            "comma-separated turn:/turns: URLs of a coturn with use-auth-secret; "
+            "REST join answers add them with fresh credentials"
+        ),
+    )
+    turn_secret: str = field(
+        default="", metadata=_doc("coturn's static-auth-secret, to mint TURN credentials (needs --turn-urls)")
+    )
+    turn_ttl: int = field(
+        default=86400,
+        metadata=_doc(
+            "seconds a TURN credential can start an allocation; allocations outlive it (see docs/operations.md)"
+        ),
+    )
+    web_root: str = field(
+        default="auto",
+        metadata=_doc(
+            "directory of the browser app to serve at /; auto: this "
+            "checkout's built app (web/dist) if built; empty: serve none"
+        ),
+    )
+    allowed_origins: str = field(
+        default="",
+        metadata=_doc(
+            "comma-separated browser origins allowed ('*': any); default: same origin only; clients without Origin "
+            "are accepted"
+        ),
+    )
     max_frame_bytes: int = field(default=64 * 1024, metadata=_doc("largest accepted WebSocket frame"))
     max_members: int = field(default=16, metadata=_doc("members per room, connected plus REST stubs"))
     max_rooms: int = field(default=10_000, metadata=_doc("live rooms per process"))
     stub_ttl: float = field(default=30.0, metadata=_doc("seconds a REST join waits for its WebSocket"))
     max_held: int = field(default=64, metadata=_doc("frames held for a client whose WebSocket has not arrived"))
     max_held_bytes: int = field(default=128 * 1024, metadata=_doc("bytes of frames held for one such client"))
-    reconnect_grace: float = field(default=10.0, metadata=_doc("seconds a client that dropped without a close "
-                                                               "handshake keeps its seat before peer-left"))
+    reconnect_grace: float = field(
+        default=10.0,
+        metadata=_doc("seconds a client that dropped without a close handshake keeps its seat before peer-left"),
+    )
     rate_limit: float = field(default=20.0, metadata=_doc("frames per second a connection may send, sustained"))
-    rate_burst: int = field(default=100, metadata=_doc("frames a connection may send in a burst (trickled ICE); "
-                                                       "this many refused frames in a row close it with 1008"))
+    rate_burst: int = field(
+        default=100,
+        metadata=_doc(
+            "frames a connection may send in a burst (trickled ICE); "
+            "this many refused frames in a row close it with 1008"
+        ),
+    )
     # Per-address limits are a backstop against one host exhausting the process, not a
     # user limit: behind a CGNAT, an office NAT or an untrusted proxy thousands of users
     # share one address (docs/security.md, "Per-address limits").
     max_connections_per_ip: int = field(default=10_000, metadata=_doc("open WebSockets per client IP"))
     join_rate_per_ip: float = field(default=50.0, metadata=_doc("REST joins per second per client IP, sustained"))
     join_burst_per_ip: int = field(default=500, metadata=_doc("REST joins per client IP in a burst"))
-    trust_proxy: bool = field(default=False, metadata=_doc("take the client IP from X-Real-IP (only behind a proxy "
-                                                           "that sets it, such as the shipped nginx config); "
-                                                           "without it, requests carrying X-Real-IP or "
-                                                           "X-Forwarded-For are logged once and counted"))
-    max_outbound_bytes: int = field(default=1024 * 1024, metadata=_doc("unsent bytes queued per connection before it "
-                                                                      "is closed as a slow reader"))
+    trust_proxy: bool = field(
+        default=False,
+        metadata=_doc(
+            "take the client IP from X-Real-IP (only behind a proxy "
+            "that sets it, such as the shipped nginx config); "
+            "without it, requests carrying X-Real-IP or "
+            "X-Forwarded-For are logged once and counted"
+        ),
+    )
+    max_outbound_bytes: int = field(
+        default=1024 * 1024, metadata=_doc("unsent bytes queued per connection before it is closed as a slow reader")
+    )
     ping_interval: float = field(default=20.0, metadata=_doc("seconds between WebSocket pings (0: off)"))
     ping_timeout: float = field(default=20.0, metadata=_doc("seconds to wait for a pong before dropping the peer"))
-    drain_seconds: float = field(default=0.0, metadata=_doc("seconds /readyz answers 503 on SIGTERM before the "
-                                                            "listener closes, so a load balancer stops routing here"))
+    drain_seconds: float = field(
+        default=0.0,
+        metadata=_doc(
+            "seconds /readyz answers 503 on SIGTERM before the listener closes, so a load balancer stops routing here"
+        ),
+    )
     shutdown_timeout: float = field(default=5.0, metadata=_doc("seconds to wait for sockets to close on SIGTERM"))
     backlog: int = field(default=1024, metadata=_doc("listen backlog (the default 128 drops connection bursts)"))
-    redis: str = field(default="", metadata=_doc("Redis URL (redis://host:6379/0) that switches cluster mode on: "
-                                                 "room leases and cross-backend relay (docs/cluster.md); needs --secret"))
-    backend_id: str = field(default="", metadata=_doc("this backend's name in the cluster, unique per process; "
-                                                      "default: hostname:port plus a random suffix"))
-    lease_ttl: float = field(default=10.0, metadata=_doc("seconds a room lease lives in Redis unless renewed "
-                                                         "(every third of it); a dead owner's rooms move after this"))
-    ready_file: str = field(default="", metadata=_doc("once listening, write the bound ports as JSON (port, "
-                                                       "metrics_port, pid) to this path, atomically; removed on "
-                                                       "SIGTERM. For launchers that pass --port 0"))
+    loop: str = field(
+        default="auto",
+        metadata=_doc(
+            "event loop: asyncio, uvloop, or auto (uvloop where it is installed, "
+            "as it is by default on Linux and macOS)"
+        ),
+    )
+    redis: str = field(
+        default="",
+        metadata=_doc(
+            "Redis URL (redis://host:6379/0) that switches cluster mode on: "
+            "room leases and cross-backend relay (docs/cluster.md); needs --secret"
+        ),
+    )
+    backend_id: str = field(
+        default="",
+        metadata=_doc(
+            "this backend's name in the cluster, unique per process; default: hostname:port plus a random suffix"
+        ),
+    )
+    lease_ttl: float = field(
+        default=10.0,
+        metadata=_doc(
+            "seconds a room lease lives in Redis unless renewed "
+            "(every third of it); a dead owner's rooms move after this"
+        ),
+    )
+    ready_file: str = field(
+        default="",
+        metadata=_doc(
+            "once listening, write the bound ports as JSON (port, "
+            "metrics_port, pid) to this path, atomically; removed on "
+            "SIGTERM. For launchers that pass --port 0"
+        ),
+    )
     log_level: str = field(default="INFO", metadata=_doc("DEBUG, INFO, WARNING or ERROR"))
     log_format: str = field(default="text", metadata=_doc("text or json"))
 
@@ -99,9 +160,18 @@ class Settings:
         for name in ("port", "metrics_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SettingsError(f"{name} must be 0-65535")
-        for name in ("max_frame_bytes", "max_members", "max_rooms", "max_held", "max_outbound_bytes", "backlog",
-                     "max_held_bytes",
-                     "rate_burst", "max_connections_per_ip", "join_burst_per_ip"):
+        for name in (
+            "max_frame_bytes",
+            "max_members",
+            "max_rooms",
+            "max_held",
+            "max_outbound_bytes",
+            "backlog",
+            "max_held_bytes",
+            "rate_burst",
+            "max_connections_per_ip",
+            "join_burst_per_ip",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
         for name in ("token_ttl", "stub_ttl", "shutdown_timeout", "rate_limit", "join_rate_per_ip"):
@@ -114,14 +184,18 @@ class Settings:
             raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
         if self.log_format not in ("text", "json"):
             raise SettingsError("log_format must be text or json")
+        if self.loop not in ("asyncio", "uvloop", "auto"):
+            raise SettingsError("loop must be asyncio, uvloop or auto")
         if self.secret and len(self.secret) < 32:
             raise SettingsError("secret must be at least 32 characters (HS256 key)")
         if self.redis:
             if not self.redis.startswith(("redis://", "rediss://", "unix://")):
                 raise SettingsError("redis must be a redis://, rediss:// or unix:// URL")
             if not self.secret:
-                raise SettingsError("cluster mode (--redis) needs --secret, shared by every backend, so that a "
-                                    "token minted by one verifies on all")
+                raise SettingsError(
+                    "cluster mode (--redis) needs --secret, shared by every backend, so that a "
+                    "token minted by one verifies on all"
+                )
         if self.lease_ttl < 0.3:
             raise SettingsError("lease_ttl must be at least 0.3 seconds")
         if any(c.isspace() for c in self.backend_id):
@@ -173,8 +247,13 @@ class Settings:
         return frozenset(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
 
     def room_limits(self) -> RoomLimits:
-        return RoomLimits(max_members=self.max_members, stub_ttl=self.stub_ttl, max_held=self.max_held,
-                          max_held_bytes=self.max_held_bytes, reconnect_grace=self.reconnect_grace)
+        return RoomLimits(
+            max_members=self.max_members,
+            stub_ttl=self.stub_ttl,
+            max_held=self.max_held,
+            max_held_bytes=self.max_held_bytes,
+            reconnect_grace=self.reconnect_grace,
+        )
 
 
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

@@ -17,13 +17,35 @@ import logging
 import weakref
 from asyncio import Future
 
-from tornado.iostream import StreamBufferFullError
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.iostream import StreamBufferFullError, StreamClosedError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 from metrics.signaling import SignalingMetrics
 from transport.wire_codes import CLOSE_TRY_AGAIN
 
 logger = logging.getLogger(__name__)
+
+
+def _write_text(handler: WebSocketHandler, frame: bytes) -> Future[None]:
+    """``handler.write_message(frame)`` without the Task it makes per frame.
+
+    Tornado's ``write_message`` writes the frame to the stream at once and returns a
+    coroutine wrapped in a Task, whose only work is to turn the stream's
+    StreamClosedError into WebSocketClosedError: a Task and a loop callback per frame,
+    26 of each per call setup and one of each per relayed message (counted in
+    docs/performance.md, "Issue 12"). The stream's own future tells the same (it fails
+    if the connection dies with the frame unsent), so that is what we return. Raises as
+    ``write_message`` does: WebSocketClosedError, StreamBufferFullError.
+    """
+    conn = handler.ws_connection
+    if conn is None or conn.is_closing():
+        raise WebSocketClosedError()
+    if not isinstance(conn, WebSocketProtocol13) or conn._compressor is not None:
+        return handler.write_message(frame)  # (no compression is offered: not reached)
+    try:
+        return conn._write_frame(True, 0x1, frame)  # FIN, a text frame, as write_message frames it
+    except StreamClosedError:
+        raise WebSocketClosedError() from None
 
 
 class WebSocketSink:
@@ -41,7 +63,7 @@ class WebSocketSink:
         try:
             if handler is None:
                 raise WebSocketClosedError()
-            written = handler.write_message(frame)  # bytes, binary=False: a text frame
+            written = _write_text(handler, frame)
         except WebSocketClosedError:
             # The client is already going; its Disconnect is on the way to the room.
             self._metrics.outbound_dropped("connection-closed")
@@ -73,6 +95,7 @@ class WebSocketSink:
         try:
             handler.close(code, reason)
         except Exception:  # a broken stream: nothing left to close cleanly
-            logger.warning("closing a connection failed", exc_info=True,
-                           extra={"room": self.room_id, "client": self.client_id})
+            logger.warning(
+                "closing a connection failed", exc_info=True, extra={"room": self.room_id, "client": self.client_id}
+            )
             conn.stream.close()

@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pykka
+from tornado.httputil import HTTPHeaders
+from tornado.iostream import IOStream
 from tornado.web import HTTPError
 from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
@@ -60,8 +62,12 @@ class AbortAwareProtocol(WebSocketProtocol13):
         # timed out". Count those with the closes we make, which come through the
         # handler's close() (closing_by_us) and are counted there.
         handler = self.handler
-        if (isinstance(handler, SignalingSocket) and not handler.closing_by_us
-                and not self.server_terminated and not self.client_terminated):
+        if (
+            isinstance(handler, SignalingSocket)
+            and not handler.closing_by_us
+            and not self.server_terminated
+            and not self.client_terminated
+        ):
             handler.ctx.metrics.closed(code if code is not None else 1000)
         super().close(code, reason)
 
@@ -80,8 +86,9 @@ class SignalingSocket(WebSocketHandler):
         self.sink: WebSocketSink | None = None
         self.aborted = False  # the connection ended without a close handshake
         self.ip: str | None = None  # counted against max_connections_per_ip while set
-        self.inbound = InboundFrames(ctx.settings.rate_limit, ctx.settings.rate_burst, ctx.settings.max_frame_bytes,
-                                     time.perf_counter())
+        self.inbound = InboundFrames(
+            ctx.settings.rate_limit, ctx.settings.rate_burst, ctx.settings.max_frame_bytes, time.perf_counter()
+        )
         self.closing_by_us = False  # set by close(): tells our closes from Tornado's own
 
     def check_origin(self, origin: str) -> bool:
@@ -110,6 +117,31 @@ class SignalingSocket(WebSocketHandler):
             protocol.__class__ = AbortAwareProtocol
         return protocol
 
+    def _detach_stream(self) -> IOStream:
+        # Tornado's version also shadows seven HTTP methods (write, finish, set_header...)
+        # with instance attributes that raise. Seven more attributes push the handler past
+        # the 30 that CPython keeps in a compact, key-sharing instance dict: the dict then
+        # grows to a 64-slot table, 1.6 KB per connection instead of ~0.3 KB (measured with
+        # tracemalloc, docs/performance.md "Issue 12"). Nothing of ours calls those methods
+        # after the upgrade, and a call would still fail loudly: the detached HTTP
+        # connection has no stream left to write to.
+        return self.detach()
+
+    def _shed_handshake(self) -> None:
+        """Free what only the HTTP handshake needed, ~2 KB per connection.
+
+        Tornado keeps the upgrade's coroutine (``WebSocketHandler.get``) suspended for
+        the socket's whole life, and it holds the request headers in a local: so the
+        header mappings are emptied in place rather than replaced. The request line
+        (method, uri, remote_ip) stays for Tornado's ``log_exception``.
+        """
+        request = self.request
+        HTTPHeaders.__init__(request.headers)  # Upgrade, Sec-WebSocket-Key, User-Agent...
+        request.query_arguments.clear()  # roomId, clientId, token: parsed by admit()
+        request.arguments.clear()
+        HTTPHeaders.__init__(self._headers)  # the 101 response's headers, long sent
+        self.ui = None  # type: ignore[assignment]  # templates: Tornado's own _break_cycles does this at close
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "application/json")
         code = {403: "forbidden", 429: TooManyRequests.code}.get(status_code, "bad-request")
@@ -124,8 +156,14 @@ class SignalingSocket(WebSocketHandler):
             ip_admitted = not ctx.draining and ctx.ip_connected(ip)
             if ip_admitted:
                 self.ip = ip
-            admission = admit(self.request.query_arguments, draining=ctx.draining, ip_admitted=ip_admitted,
-                              token_mode=ctx.settings.token_mode, tokens=ctx.tokens)
+            admission = admit(
+                self.request.query_arguments,
+                draining=ctx.draining,
+                ip_admitted=ip_admitted,
+                token_mode=ctx.settings.token_mode,
+                tokens=ctx.tokens,
+            )
+            self._shed_handshake()
             room_id, client_id = self.room_id, self.client_id = admission.room_id, admission.client_id
             sink = self.sink = WebSocketSink(self, ctx.metrics, room_id, client_id)
             # Signaling is many small frames each waited for (10 ICE candidates each way):

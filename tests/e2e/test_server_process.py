@@ -9,7 +9,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.support import http, join, scaled, server_process
+from transport.server import loop_factory, loop_name
 
 
 def test_a_bad_setting_stops_the_start_with_one_line_naming_it() -> None:
@@ -37,6 +40,28 @@ def test_the_ready_file_names_the_bound_ports_and_goes_on_sigterm() -> None:
         proc.proc.send_signal(signal.SIGTERM)
         assert proc.proc.wait(scaled(10)) == 0
         assert not proc.ready_file.exists()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_the_server_relays_on_either_event_loop_and_logs_which_one(loop: str) -> None:
+    with server_process("--loop", loop) as proc:
+        a, _ = await join(proc, "loops", "a")
+        b, _ = await join(proc, "loops", "b")
+        a.signal("offer", to="b")
+        assert (await b.recv_type("offer"))["from"] == "a"
+    assert f"event loop: {loop}" in "".join(proc.log)
+
+
+def test_the_default_loop_is_uvloop_where_it_is_installed() -> None:
+    # uvloop is a dependency on Linux and macOS (setup.cfg): ``auto`` must pick it up.
+    factory = loop_factory("auto")
+    assert factory is not None
+    loop = factory()
+    try:
+        assert loop_name(loop) == "uvloop"
+    finally:
+        loop.close()
+    assert loop_factory("asyncio") is None  # asyncio's own default loop
 
 
 async def test_sigterm_closes_every_socket_with_1001_and_exits_0_within_10_seconds() -> None:

@@ -73,10 +73,10 @@ def test_quick_bench_reports_every_figure_for_both_servers_with_ratios(quick_run
         wanted = FIGURES[group.split("_")[0]]
         for name in wanted:
             key = f"{group}.{name}"
-            for server in ("floor", "service"):
+            for server in ("floor", "floor-uvloop", "service"):
                 assert summary[server].get(key) is not None, f"{server} lacks {key}"
-            assert key in summary["ratio"], f"no ratio for {key}"
-    assert set(summary["service"]) == set(summary["floor"]) == set(summary["ratio"])
+            assert key in summary["ratio"] and key in summary["ratio_uvloop"], f"no ratio for {key}"
+    assert set(summary["service"]) == set(summary["floor"]) == set(summary["floor-uvloop"]) == set(summary["ratio"])
     # Ratios exist wherever the floor's figure is non-zero.
     for key, floor in summary["floor"].items():
         if floor:
@@ -85,7 +85,7 @@ def test_quick_bench_reports_every_figure_for_both_servers_with_ratios(quick_run
 
 def test_quick_bench_counts_relayed_frames_and_completed_work(quick_run: dict) -> None:
     summary = quick_run["summary"]
-    for server in ("floor", "service"):
+    for server in ("floor", "floor-uvloop", "service"):
         for rate in quick_run["config"]["rates"]:
             ratio = summary[server][f"relay_{rate}.delivered_ratio"]
             assert 0 < ratio <= 1, (server, rate, ratio)
@@ -96,11 +96,18 @@ def test_quick_bench_counts_relayed_frames_and_completed_work(quick_run: dict) -
 
 def test_quick_bench_writes_a_markdown_table_and_checks_the_targets(quick_run: dict) -> None:
     table = quick_run["_markdown"]
-    assert "| figure | floor | service | service/floor |" in table
+    assert "| figure | floor | floor-uvloop | service | service/floor | service/floor-uvloop |" in table
     assert {t["target"].split(" at ")[0] for t in quick_run["targets"]} >= {
         "CPU per relayed message",
+        "CPU per relayed message, uvloop floor",
         "CPU per call setup",
         "RSS per connection",
         "lost messages",
     }
     assert quick_run["machine"]["cores"] >= 1
+
+
+def test_quick_bench_runs_the_floor_on_both_loops_and_the_service_on_uvloop(quick_run: dict) -> None:
+    # Each server logs its event loop; the bench records what it read there.
+    loops = {kind: {run["server"]["loop"] for run in runs} for kind, runs in quick_run["runs"].items()}
+    assert loops == {"floor": {"asyncio"}, "floor-uvloop": {"uvloop"}, "service": {"uvloop"}}

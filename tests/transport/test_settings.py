@@ -29,6 +29,7 @@ def test_every_setting_reads_an_env_var_and_a_flag_wins_over_it() -> None:
         (["--ice-servers", '[{"url": "stun:x"}]'], {}, "ice_servers"),
         (["--secret", "short"], {}, "secret"),
         (["--log-format", "xml"], {}, "log_format"),
+        (["--loop", "tokio"], {}, "loop"),
         (["--stub-ttl", "-1"], {}, "stub_ttl"),
     ],
 )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 from tornado.iostream import StreamBufferFullError
 
 from metrics.signaling import SignalingMetrics
+from tests.support import join, running_server
 from transport.tornado_sink import WebSocketSink
+from transport.ws import SignalingSocket
 
 
 # Stand-ins for the parts of Tornado's WebSocketHandler that WebSocketSink reads:
@@ -63,3 +68,21 @@ def test_a_close_that_fails_anyway_tears_the_stream_down_instead_of_raising() ->
     sink = WebSocketSink(handler, SignalingMetrics(CollectorRegistry()), "r", "c")  # type: ignore[arg-type]
     sink.close(4410, "replaced")
     assert handler.ws_connection.stream.closed
+
+
+async def test_a_frame_sent_through_the_sink_costs_no_task_and_arrives_as_a_text_frame() -> None:
+    # Issue 12: Tornado's write_message wraps every frame in a Task (a loop callback
+    # more per frame); the sink writes the frame to the stream itself.
+    async with running_server() as server:
+        a, _ = await join(server, "sink", "a")
+        handler = next(h for h in gc.get_objects() if isinstance(h, SignalingSocket) and h.client_id == "a")
+        assert handler.sink is not None
+        tasks_before = len(asyncio.all_tasks())
+        for n in range(5):
+            handler.sink.send(orjson.dumps({"type": "peer-joined", "data": {"clientId": f"p{n}"}}))
+        assert len(asyncio.all_tasks()) == tasks_before
+        for n in range(5):
+            assert (await a.recv_type("peer-joined"))["data"]["clientId"] == f"p{n}"
+        a.close()
+        await a.closed()
+        handler.sink.send(b'{"type":"peer-left"}')  # closed: counted as dropped, never raised
