@@ -53,6 +53,19 @@ JOIN_TIMEOUT = 10.0
 ANSWERED_LIMIT = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class _JoinIn:
+    """A join or reserve from another backend's client, as the owner reads it."""
+
+    edge: str
+    att_id: str
+    room_id: RoomId
+    client_id: ClientId
+    epoch: int
+    proof: int | None
+    reply_to: str
+
+
 class SocketClosed(RoomMoved):
     """The socket was closed (4502) while its join was being answered: the join must not
     be retried with it (transport/cluster.py), the client rejoins."""
@@ -409,38 +422,42 @@ class Relays:
 
     # -- owner side: our rooms, sockets elsewhere --
 
-    def _connect_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
+    def _join_in(self, header: dict[str, Any]) -> _JoinIn | None:
+        """A remote join or reserve, read from its header; None (the edge refused with
+        room-moved) if the room is not, or no longer, ours under the epoch it names."""
         edge, att_id = str(header["b"]), str(header["a"])
-        room_id, client_id, epoch = RoomId(header["r"]), ClientId(header["c"]), int(header["e"])
-        proof = header.get("p")
+        room_id, epoch, proof = RoomId(header["r"]), int(header["e"]), header.get("p")
         reply_to = channel(edge)
-        if self.link.open_epoch(room_id) != epoch:  # not (or no longer) ours under that epoch
+        if self.link.open_epoch(room_id) != epoch:
             self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
+            return None
+        return _JoinIn(
+            edge, att_id, room_id, ClientId(header["c"]), epoch, int(proof) if proof is not None else None, reply_to
+        )
+
+    def _connect_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
+        join = self._join_in(header)
+        if join is None:
             return
-        sink = RemoteSink(self.link.publish, reply_to, att_id, epoch, client_id, self.backend_id)
-        owned = self.owned[(edge, att_id)] = OwnedAttachment(room_id, client_id, sink)
+        key = (join.edge, join.att_id)
+        sink = RemoteSink(self.link.publish, join.reply_to, join.att_id, join.epoch, join.client_id, self.backend_id)
+        owned = self.owned[key] = OwnedAttachment(join.room_id, join.client_id, sink)
         reply: LoopFuture[Joined] = LoopFuture()
         if not self._tell_hub(
-            Connect(room_id, client_id, sink, reply, int(proof) if proof is not None else None), reply_to, att_id
+            Connect(join.room_id, join.client_id, sink, reply, join.proof), join.reply_to, join.att_id
         ):
-            self.owned.pop((edge, att_id), None)
+            self.owned.pop(key, None)
             return
-        self._answer_when_done(reply, reply_to, att_id, (edge, att_id), owned)
+        self._answer_when_done(reply, join.reply_to, join.att_id, key, owned)
 
     def _reserve_in(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        edge, att_id = str(header["b"]), str(header["a"])
-        room_id, client_id, epoch = RoomId(header["r"]), ClientId(header["c"]), int(header["e"])
-        proof = header.get("p")
-        reply_to = channel(edge)
-        if self.link.open_epoch(room_id) != epoch:  # not (or no longer) ours under that epoch
-            self.link.publish(reply_to, envelope({"k": REFUSED, "a": att_id, "code": RoomMoved.code}))
+        join = self._join_in(header)
+        if join is None:
             return
         reply: LoopFuture[None] = LoopFuture()
-        if not self._tell_hub(
-            Reserve(room_id, client_id, reply, int(proof) if proof is not None else None), reply_to, att_id
-        ):
+        if not self._tell_hub(Reserve(join.room_id, join.client_id, reply, join.proof), join.reply_to, join.att_id):
             return
-        self._answer_when_done(reply, reply_to, att_id, None, None)
+        self._answer_when_done(reply, join.reply_to, join.att_id, None, None)
 
     def _tell_hub(self, message: Connect | Reserve, reply_to: str, att_id: str) -> bool:
         """False (and the edge refused with shutting-down) if the Hub has stopped."""
