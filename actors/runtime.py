@@ -30,7 +30,7 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
@@ -49,6 +49,32 @@ BATCH = 64
 
 
 T = TypeVar("T")
+
+
+class _DrainScope(threading.local):
+    """What to run when the actor drain in progress on this thread ends (see after_drain)."""
+
+    flushes: list[Callable[[], None]] | None = None
+
+
+_scope = _DrainScope()
+
+
+def after_drain(flush: Callable[[], None]) -> bool:
+    """Run ``flush`` once the actor drain in progress on this thread has ended.
+
+    Returns False, and keeps nothing, when no drain is in progress. A sink uses it to
+    write the frames one drain delivers to one client in a single socket write
+    (the ten ICE candidates a peer trickles arrive in one read and leave in one
+    write) instead of one write, one future and one send() per frame. ``flush``
+    runs before the loop runs any other callback, so order between clients and
+    callbacks is kept; it must not raise.
+    """
+    flushes = _scope.flushes
+    if flushes is None:
+        return False
+    flushes.append(flush)
+    return True
 
 
 class LoopFuture(pykka.ThreadingFuture[T]):
@@ -291,6 +317,16 @@ class LoopActor(pykka.Actor):
         """Handle up to BATCH messages; return True if more are waiting."""
         if not self._setup_done:
             return False  # _setup kicks the drain once on_start has run
+        flushes: list[Callable[[], None]] = []
+        outer, _scope.flushes = _scope.flushes, flushes
+        try:
+            return self._drain_batch()
+        finally:
+            _scope.flushes = outer
+            for flush in flushes:
+                flush()
+
+    def _drain_batch(self) -> bool:
         inbox = self.actor_inbox
         for _ in range(BATCH):
             if self.actor_stopped.is_set():

@@ -397,8 +397,8 @@ class SignalingMetrics:
 
     # -- backpressure --
 
-    def outbound_dropped(self, reason: str) -> None:
-        self._outbound_dropped.labels(reason).inc()
+    def outbound_dropped(self, reason: str, frames: int = 1) -> None:
+        self._outbound_dropped.labels(reason).inc(frames)
 
     def slow_reader_disconnected(self) -> None:
         self._slow_readers.inc()

@@ -1,9 +1,10 @@
 """A ClientSink over one Tornado WebSocket connection.
 
 The Room calls ``send`` on the IOLoop thread (the loop runtime), so it writes
-straight into the connection's stream buffer. That buffer is capped
-(``max_outbound_bytes``): a client that stops reading fills it and is closed with
-1013 instead of growing the server's memory without bound.
+straight into the connection's stream buffer: once per actor drain, all the frames
+that drain delivered to this client in one write (``actors.runtime.after_drain``).
+That buffer is capped (``max_outbound_bytes``): a client that stops reading fills
+it and is closed with 1013 instead of growing the server's memory without bound.
 
 The sink refers to its handler weakly: the handler holds the sink, so a strong
 reference back would make every closed connection a reference cycle, freed only by
@@ -13,43 +14,62 @@ by reference counting when the connection ends.
 
 from __future__ import annotations
 
+import functools
 import logging
+import struct
 import weakref
 from asyncio import Future
 
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
+from actors.runtime import after_drain
 from metrics.signaling import SignalingMetrics
 from transport.wire_codes import CLOSE_TRY_AGAIN
 
 logger = logging.getLogger(__name__)
 
 
-def _write_text(handler: WebSocketHandler, frame: bytes) -> Future[None]:
-    """``handler.write_message(frame)`` without the Task it makes per frame.
+def text_frame_header(length: int) -> bytes:
+    """The RFC 6455 (5.2) header of a final, unmasked text frame: what a server sends."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length <= 0xFFFF:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
 
-    Tornado's ``write_message`` writes the frame to the stream at once and returns a
+
+def _write_text(handler: WebSocketHandler, frames: list[bytes]) -> Future[None]:
+    """``handler.write_message(frame)`` for each of ``frames``, in one stream write.
+
+    Tornado's ``write_message`` writes a frame to the stream at once and returns a
     coroutine wrapped in a Task, whose only work is to turn the stream's
-    StreamClosedError into WebSocketClosedError: a Task and a loop callback per frame,
-    26 of each per call setup and one of each per relayed message (counted in
-    docs/performance.md, "Issue 12"). The stream's own future tells the same (it fails
-    if the connection dies with the frame unsent), so that is what we return. Raises as
-    ``write_message`` does: WebSocketClosedError, StreamBufferFullError.
+    StreamClosedError into WebSocketClosedError: a Task and a loop callback per frame.
+    And every stream write is a send() and a future of its own. Here the frames are
+    framed as ``write_message`` frames them (``WebSocketProtocol13._write_frame``:
+    FIN, text, no mask, no compression) and written together; the stream's future
+    fails if the connection dies with them unsent. Raises as ``write_message`` does:
+    WebSocketClosedError, StreamBufferFullError. (docs/performance.md, "Issue 12".)
     """
     conn = handler.ws_connection
-    if conn is None or conn.is_closing():
+    if conn is None or conn.is_closing() or conn.stream is None:
         raise WebSocketClosedError()
     if not isinstance(conn, WebSocketProtocol13) or conn._compressor is not None:
-        return handler.write_message(frame)  # (no compression is offered: not reached)
+        for frame in frames[:-1]:  # (no compression is offered: not reached)
+            handler.write_message(frame)
+        return handler.write_message(frames[-1])
+    if len(frames) == 1:
+        data = text_frame_header(len(frames[0])) + frames[0]
+    else:
+        data = b"".join(part for frame in frames for part in (text_frame_header(len(frame)), frame))
     try:
-        return conn._write_frame(True, 0x1, frame)  # FIN, a text frame, as write_message frames it
+        return conn.stream.write(data)
     except StreamClosedError:
         raise WebSocketClosedError() from None
 
 
 class WebSocketSink:
-    __slots__ = ("_handler", "_metrics", "client_id", "room_id")
+    __slots__ = ("_batch", "_handler", "_metrics", "client_id", "room_id")
 
     def __init__(self, handler: WebSocketHandler, metrics: SignalingMetrics, room_id: str, client_id: str) -> None:
         # Alive as long as Tornado holds the connection; gone means closed.
@@ -57,32 +77,52 @@ class WebSocketSink:
         self._metrics = metrics
         self.room_id = room_id
         self.client_id = client_id
+        # Frames a Room delivered during its drain in progress, written when it ends.
+        self._batch: list[bytes] | None = None
 
     def send(self, frame: bytes) -> None:
+        if self._batch is not None:
+            self._batch.append(frame)
+        elif after_drain(self.flush):
+            self._batch = [frame]
+        else:  # not from an actor's drain (an error frame from the handler): now
+            self._write([frame])
+
+    def flush(self) -> None:
+        """Write the frames batched during a drain; never raises."""
+        batch, self._batch = self._batch, None
+        if batch:
+            self._write(batch)
+
+    def _write(self, frames: list[bytes]) -> None:
         handler = self._handler()
         try:
             if handler is None:
                 raise WebSocketClosedError()
-            written = _write_text(handler, frame)
+            written = _write_text(handler, frames)
         except WebSocketClosedError:
             # The client is already going; its Disconnect is on the way to the room.
-            self._metrics.outbound_dropped("connection-closed")
+            self._metrics.outbound_dropped("connection-closed", len(frames))
         except StreamBufferFullError:
-            self._metrics.outbound_dropped("slow-reader")
+            self._metrics.outbound_dropped("slow-reader", len(frames))
             self._metrics.slow_reader_disconnected()
             logger.warning("slow reader: closing", extra={"room": self.room_id, "client": self.client_id})
             self.close(CLOSE_TRY_AGAIN, "slow reader: outbound queue full")
         else:
-            # A frame still buffered when the connection dies fails its future later:
-            # count it, and retrieve the error so asyncio does not log it as a traceback.
-            written.add_done_callback(self._written)
+            # Sent already (the usual case) or still buffered: a buffered write fails its
+            # future if the connection dies first; count those frames then.
+            if not written.done():
+                written.add_done_callback(functools.partial(self._written, len(frames)))
+            elif written.exception() is not None:
+                self._metrics.outbound_dropped("connection-closed", len(frames))
 
-    def _written(self, future: Future[None]) -> None:
+    def _written(self, frames: int, future: Future[None]) -> None:
         if not future.cancelled() and future.exception() is not None:
-            self._metrics.outbound_dropped("connection-closed")
+            self._metrics.outbound_dropped("connection-closed", frames)
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection; never raises, since a Room calls it."""
+        self.flush()  # frames delivered before the close go out before it
         handler = self._handler()
         conn = handler.ws_connection if handler is not None else None
         if handler is None or conn is None or conn.is_closing() or conn.stream is None:

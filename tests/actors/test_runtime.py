@@ -178,3 +178,40 @@ async def test_result_waits_for_the_reply_and_times_out_without_one() -> None:
     asyncio.get_running_loop().call_soon(late.set, "ok")
     assert await late.result(timeout=scaled(5)) == "ok"
     await runtime.stop(ref)
+
+
+class Batcher(LoopActor):
+    """Defers a flush per message the way a sink batches the frames of one drain."""
+
+    def __init__(self, events: list[Any]) -> None:
+        super().__init__()
+        self.events = events
+
+    def on_receive(self, message: Any) -> None:
+        self.events.append(message)
+        if message == "fail":
+            raise ValueError("the flush must still run")
+        assert runtime.after_drain(lambda: self.events.append(("flush", message)))
+
+
+async def test_after_drain_runs_each_flush_once_the_drain_ends_and_refuses_outside_a_drain() -> None:
+    events: list[Any] = []
+    ref = Batcher.start(events)
+    for n in range(3):  # told together: handled in one drain
+        ref.tell(n)
+    after: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+    # Queued behind the drain: by the time it runs, the drain and its flushes are done.
+    asyncio.get_running_loop().call_soon(lambda: after.set_result(list(events)))
+    assert await asyncio.wait_for(after, scaled(5)) == [0, 1, 2, ("flush", 0), ("flush", 1), ("flush", 2)]
+    assert runtime.after_drain(lambda: events.append("never")) is False  # not in a drain: nothing kept
+    assert await runtime.stop(ref)
+    assert "never" not in events
+
+
+async def test_the_flushes_of_a_drain_run_even_when_a_message_fails_the_actor() -> None:
+    events: list[Any] = []
+    ref = Batcher.start(events)
+    ref.tell(1)
+    ref.tell("fail")
+    await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, ref.actor_stopped.wait), scaled(5))
+    assert events == [1, "fail", ("flush", 1)]

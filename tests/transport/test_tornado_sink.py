@@ -7,12 +7,16 @@ import gc
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 from tornado.iostream import StreamBufferFullError
 
+from actors import runtime
+from actors.messages import Relay
+from actors.runtime import LoopActor
 from metrics.signaling import SignalingMetrics
-from tests.support import join, running_server
-from transport.tornado_sink import WebSocketSink
+from tests.support import Closed, join, running_server, scaled
+from transport.tornado_sink import WebSocketSink, text_frame_header
 from transport.ws import SignalingSocket
 
 
@@ -86,3 +90,65 @@ async def test_a_frame_sent_through_the_sink_costs_no_task_and_arrives_as_a_text
         a.close()
         await a.closed()
         handler.sink.send(b'{"type":"peer-left"}')  # closed: counted as dropped, never raised
+
+
+def handler_of(client_id: str) -> SignalingSocket:
+    return next(h for h in gc.get_objects() if isinstance(h, SignalingSocket) and h.client_id == client_id)
+
+
+def test_frame_headers_use_the_length_encodings_of_rfc_6455() -> None:
+    assert text_frame_header(0) == b"\x81\x00"
+    assert text_frame_header(125) == b"\x81\x7d"
+    assert text_frame_header(126) == b"\x81\x7e\x00\x7e"
+    assert text_frame_header(65535) == b"\x81\x7e\xff\xff"
+    assert text_frame_header(65536) == b"\x81\x7f" + (65536).to_bytes(8, "big")
+
+
+async def test_the_frames_one_drain_delivers_to_a_client_leave_in_one_socket_write() -> None:
+    # Issue 12: a peer's trickled candidates arrive in one read and are relayed in one
+    # drain of the Room; they leave in one stream write (one send()), not one each.
+    async with running_server() as server:
+        a, _ = await join(server, "batch", "a")
+        b, _ = await join(server, "batch", "b")
+        await a.recv_type("peer-joined")
+        sender, receiver = handler_of("a"), handler_of("b")
+        assert sender.room is not None and sender.sink is not None and receiver.ws_connection is not None
+        stream = receiver.ws_connection.stream
+        writes: list[int] = []
+        real_write = stream.write
+        # Counting the writes needs the stream itself (no public hook): wrap its method.
+        stream.write = lambda data: (writes.append(len(data)), real_write(data))[1]  # type: ignore[method-assign]
+        sizes = [10, 200, 70_000]  # the three header lengths of RFC 6455
+        for i, n in enumerate(sizes):  # told together, so the Room handles them in one drain
+            data = orjson.dumps({"candidate": "x" * n, "i": i})
+            sender.room.tell(Relay("a", sender.sink, "ice-candidate", "b", data))
+        for i, n in enumerate(sizes):
+            frame = await b.recv_type("ice-candidate")
+            assert frame["from"] == "a" and frame["data"] == {"candidate": "x" * n, "i": i}
+        assert len(writes) == 1
+        b.signal("answer", "a")  # and the connection reads and writes on as before
+        assert (await a.recv_type("answer"))["from"] == "b"
+
+
+class SendThenClose(LoopActor):
+    def __init__(self, sink: WebSocketSink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def on_receive(self, message: object) -> None:
+        self.sink.send(b'{"type":"peer-left","data":{"clientId":"gone"}}')
+        self.sink.close(4410, "replaced")
+
+
+async def test_a_frame_batched_before_a_close_in_the_same_drain_goes_out_before_the_close() -> None:
+    async with running_server() as server:
+        a, _ = await join(server, "order", "a")
+        sink = handler_of("a").sink
+        assert sink is not None
+        ref = SendThenClose.start(sink)
+        ref.tell("go")
+        assert (await a.recv_type("peer-left"))["data"]["clientId"] == "gone"
+        with pytest.raises(Closed) as closed:
+            await a.recv(scaled(5))
+        assert closed.value.code == 4410
+        assert await runtime.stop(ref)
