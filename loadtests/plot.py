@@ -5,8 +5,8 @@ as a string; the caller writes it. Each panel has its own axes (ticks, labels, a
 scale where asked) and a legend to the right of the plot area; panels stack top to
 bottom and share the figure's width. Every series is one ``<path class="series">``
 (with a ``<title>`` naming it, so the file can be checked and hovered), plus a small
-circle per point. A missing value (None, or not positive on a log axis) breaks the
-line instead of pretending it is zero.
+circle per point (``dots``). A missing value (None, NaN, or not positive on a log
+axis) breaks the line instead of pretending it is zero.
 
     svg = chart([Panel([Series("service", [(1000, 2.1), (2000, 2.0)])], y_label="CPU s")], "title")
 """
@@ -44,6 +44,7 @@ class Panel:
     y_ticks: Sequence[float] = ()
     markers: Sequence[tuple[float, str]] = ()  # dashed vertical lines at x, with a label
     title: str = ""
+    dots: bool = True  # a circle per point (off for long time series)
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def _panel(panel: Panel, top: float, width: int, height: int) -> list[str]:
             f'<path class="series" d="{_path(pixels)}" fill="none" {stroke} stroke-width="1.8">'
             f"<title>{escape(series.label)}</title></path>"
         )
-        for point in pixels:
+        for point in pixels if panel.dots else []:
             if point is not None:
                 out.append(f'<circle cx="{point[0]:.1f}" cy="{point[1]:.1f}" r="2.5" fill={quoteattr(colour)}/>')
         ly = y1 + 10 + 16 * n
