@@ -271,7 +271,7 @@ COLUMNS = {
         ("generator_cpu_util", "generator CPU"),
     ],
     "peers": [
-        ("idle_peers", "idle peers"),
+        ("idle_peers", "idle connected"),
         ("cpu_s_per_10k", "CPU s/10k msgs"),
         ("p50_ms", "p50 ms"),
         ("p99_ms", "p99 ms"),
