@@ -9,10 +9,15 @@ which bench.py reads from /proc. Commands:
   N/2 rooms (two peers a room, open mode: the room id is the capability); with
   ``"secret"`` each peer shows a token minted with it (token and cluster mode), with
   ``"b_port"`` each room's second peer connects to that port (another backend);
+- ``{"cmd": "rooms", "size": K, "rooms": R, "prefix": P}``: open R rooms of K peers
+  each (``p0`` .. ``pK-1``, one after another in a room, rooms ``concurrency`` at a time);
 - ``{"cmd": "relay", "rate": R, "seconds": S, "size": B, "drain": D}``: send R offers a
   second (about B bytes of SDP each) for S seconds, round-robin over the pairs and
   alternating direction; then wait up to D seconds for the stragglers. Latency is
-  send to receive, measured here (the clock is shared by sender and receiver);
+  send to receive, measured here (the clock is shared by sender and receiver).
+  ``"pairs": K`` sends over the first K pairs only (the others stay idle);
+  ``"broadcast": true`` sends over the members of ``rooms`` instead, round-robin,
+  each frame without ``to``: every copy (frame, receiver) is counted, K-1 expected;
 - ``{"cmd": "setups", "seconds": S, "concurrency": C}``: C workers in a closed loop of
   call setups (REST join x2, two WebSockets, offer/answer, 10 candidates each way,
   leave) for S seconds;
@@ -91,6 +96,7 @@ class Peer:
     ws: ClientConnection
     client_id: str
     reader: asyncio.Task[None] | None = None
+    index: int = 0  # place in its room (rooms command): the receiver's slot of a broadcast copy
 
 
 @dataclass
@@ -106,18 +112,29 @@ class Call:
 
 @dataclass
 class RelayRun:
+    """One relay command's frames: seq ``first`` .. ``first + len(sent_at) - 1``, each with
+    ``copies`` receiver slots in ``got`` (1 for a pair, the room size for a broadcast)."""
+
+    first: int
+    copies: int
     sent_at: list[float]
     got: bytearray
     latencies: list[float] = field(default_factory=list)
     received: int = 0
     duplicates: int = 0
+    misrouted: int = 0  # a copy of its own frame back at the sender
 
 
 class Generator:
     def __init__(self, port: int) -> None:
         self.port = port
         self.pairs: list[tuple[Peer, Peer]] = []
+        self.rooms: list[list[Peer]] = []
         self.run: RelayRun | None = None
+        # Sequence numbers run on across relay commands, so a straggler of an earlier
+        # run is told apart (and counted as late) rather than taken for this run's frame.
+        self.next_seq = 0
+        self.late = 0
         self.error_frames = 0
         self.unexpected: list[str] = []
 
@@ -135,7 +152,7 @@ class Generator:
 
     # -- connect / close --
 
-    async def open_peer(self, room: str, client: str, secret: str = "", port: int = 0) -> Peer:
+    async def open_peer(self, room: str, client: str, secret: str = "", port: int = 0, index: int = 0) -> Peer:
         # Token mode (cluster mode needs it): mint the token here with the shared secret.
         token = jwt.encode({"room": room, "sub": client, "exp": int(time.time()) + 3600}, secret) if secret else ""
         # With ``port``, this peer is on another backend (cluster mode: its frames cross Redis).
@@ -143,7 +160,7 @@ class Generator:
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT))
         if frame["type"] != "joined":
             raise RuntimeError(f"wanted joined, got {frame['type']}")
-        peer = Peer(ws, client)
+        peer = Peer(ws, client, index=index)
         peer.reader = asyncio.create_task(self.read(peer))
         return peer
 
@@ -156,15 +173,20 @@ class Generator:
                 kind = frame["type"]
                 if kind == "offer":
                     run = self.run
-                    seq = frame["data"]["seq"]
-                    if run is None or seq >= len(run.got):
+                    n = frame["data"]["seq"] - run.first if run is not None else -1
+                    if run is None or not 0 <= n < len(run.sent_at):
+                        self.late += 1
                         continue
-                    if run.got[seq]:
+                    if frame.get("from") == peer.client_id:
+                        run.misrouted += 1
+                        continue
+                    slot = n * run.copies + peer.index
+                    if run.got[slot]:
                         run.duplicates += 1
                         continue
-                    run.got[seq] = 1
+                    run.got[slot] = 1
                     run.received += 1
-                    run.latencies.append(now - run.sent_at[seq])
+                    run.latencies.append(now - run.sent_at[n])
                 elif kind == "error":
                     self.error_frames += 1
                     if len(self.unexpected) < 5:
@@ -198,6 +220,36 @@ class Generator:
             "seconds": time.perf_counter() - started,
         }
 
+    async def cmd_rooms(self, size: int, rooms: int, prefix: str, concurrency: int = 50) -> dict[str, Any]:
+        """Open ``rooms`` rooms of ``size`` peers; a room that fails to fill is closed and counted."""
+        if size < 2:
+            raise ValueError(f"a room needs at least 2 members, not {size}")
+        semaphore = asyncio.Semaphore(concurrency)
+        failures: list[str] = []
+
+        async def open_room(i: int) -> None:
+            async with semaphore:
+                members: list[Peer] = []
+                try:
+                    for j in range(size):
+                        members.append(await self.open_peer(f"{prefix}-{i}", f"p{j}", index=j))
+                except Exception as exc:
+                    failures.append(repr(exc)[:200])
+                    for peer in members:
+                        await peer.ws.close()
+                    return
+                self.rooms.append(members)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_room(i) for i in range(rooms)))
+        return {
+            "rooms": len(self.rooms),
+            "connected": sum(len(r) for r in self.rooms),
+            "failed": len(failures),
+            "failures": failures[:5],
+            "seconds": time.perf_counter() - started,
+        }
+
     async def cmd_close(self) -> dict[str, Any]:
         semaphore = asyncio.Semaphore(500)
 
@@ -208,21 +260,39 @@ class Generator:
                     await peer.reader
 
         started = time.perf_counter()
-        peers = [p for pair in self.pairs for p in pair]
+        peers = [p for pair in self.pairs for p in pair] + [p for room in self.rooms for p in room]
         self.pairs = []
+        self.rooms = []
         await asyncio.gather(*(close(p) for p in peers), return_exceptions=True)
         return {"closed": len(peers), "seconds": time.perf_counter() - started}
 
     # -- fixed-rate relay --
 
-    async def cmd_relay(self, rate: float, seconds: float, size: int, drain: float) -> dict[str, Any]:
-        if not self.pairs:
-            raise RuntimeError("relay needs connected pairs")
+    async def cmd_relay(
+        self, rate: float, seconds: float, size: int, drain: float, pairs: int = 0, broadcast: bool = False
+    ) -> dict[str, Any]:
+        # Who sends frame i, to whom, and how many copies it must arrive as.
+        if broadcast:
+            senders = [(peer, len(room) - 1) for room in self.rooms for peer in room]
+            if not senders:
+                raise RuntimeError("a broadcast relay needs rooms (the rooms command)")
+            copies = max(len(room) for room in self.rooms)
+        else:
+            if pairs > len(self.pairs):
+                raise RuntimeError(f"relay over {pairs} pairs, but {len(self.pairs)} are connected")
+            chosen = self.pairs[:pairs] if pairs else self.pairs
+            if not chosen:
+                raise RuntimeError("relay needs connected pairs")
+            copies = 1
         total = int(rate * seconds)
-        run = self.run = RelayRun([0.0] * total, bytearray(total))
+        first = self.next_seq
+        self.next_seq += total
+        run = self.run = RelayRun(first, copies, [0.0] * total, bytearray(total * copies))
         self.error_frames = 0
-        pairs = self.pairs
         body = wire.sdp("offer", size)
+        text = ""
+        expected = 0  # copies of every frame sent
+        unsent = 0  # copies of the frames whose send failed
         send_errors = 0
         late = 0.0  # how far the sender fell behind its schedule, at worst
         started = time.perf_counter()
@@ -232,38 +302,49 @@ class Generator:
             due = min(total, int((now - started) * rate) + 1)
             late = max(late, (due - i - 1) / rate)
             while i < due:
-                a, b = pairs[i % len(pairs)]
-                if (i // len(pairs)) % 2:
-                    a, b = b, a
-                text = orjson.dumps(
-                    {"type": "offer", "to": b.client_id, "data": {"type": "offer", "sdp": body, "seq": i}}
-                ).decode()
+                data = {"type": "offer", "sdp": body, "seq": first + i}
+                if broadcast:
+                    sender, fan_out = senders[i % len(senders)]
+                    text = orjson.dumps({"type": "offer", "data": data}).decode()
+                else:
+                    sender, b = chosen[i % len(chosen)]
+                    if (i // len(chosen)) % 2:
+                        sender, b = b, sender
+                    fan_out = 1
+                    text = orjson.dumps({"type": "offer", "to": b.client_id, "data": data}).decode()
+                expected += fan_out
                 run.sent_at[i] = time.perf_counter()
                 try:
-                    await a.ws.send(text)
+                    await sender.ws.send(text)
                 except ConnectionClosed:
                     send_errors += 1
+                    unsent += fan_out
                 i += 1
             # Sleep until the next frame is due (at least a millisecond: at high rates
             # frames go out in small bursts); never spin, the server needs the other core.
             await asyncio.sleep(max(0.001, started + i / rate - time.perf_counter()))
         send_seconds = time.perf_counter() - started
         deadline = time.perf_counter() + drain
-        while run.received < total - send_errors and time.perf_counter() < deadline:
+        while run.received < expected - unsent and time.perf_counter() < deadline:
             await asyncio.sleep(0.005)
         latencies = sorted(run.latencies)
         self.run = None
+        late_frames, self.late = self.late, 0
         ms = 1000.0
         return {
             "sent": total,
+            "expected": expected,
             "received": run.received,
-            "lost": total - run.received,
+            "lost": expected - run.received,
             "duplicates": run.duplicates,
+            "misrouted": run.misrouted,
+            # Frames of an earlier relay command that arrived after it ended (its drain ran out).
+            "late_from_earlier": late_frames,
             "send_errors": send_errors,
             "error_frames": self.error_frames,
             "error_samples": self.unexpected[:5],
-            "delivered_ratio": run.received / total if total else None,
-            "frame_bytes": len(text) if total else 0,
+            "delivered_ratio": run.received / expected if expected else None,
+            "frame_bytes": len(text),
             "send_seconds": send_seconds,
             "achieved_rate": total / send_seconds if send_seconds else None,
             "sender_lag_ms": late * ms,

@@ -30,9 +30,10 @@ waits (up to grace + stub TTL + margin) for the server to settle, then checks:
 - rooms, actors, clients, threads and open fds are back to their values before the load;
 - no scenario failed, and the server log holds no traceback (when soak.py started it).
 
-It writes the samples and verdict as JSON and plots RSS and live rooms over time as a
-dependency-free SVG. Exit status 0 when every check passed, 1 otherwise. The client
-code is loadgen.py's (websockets, asyncio): one process, its own loop.
+It writes the samples and verdict as JSON and plots RSS and live rooms over time as
+an SVG (drawn by plot.py, no plotting library). Exit status 0 when every check passed,
+1 otherwise. The client code is loadgen.py's (websockets, asyncio): one process, its
+own loop.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import orjson
+import plot
 import wire
 from bench import SERVICE_ENV, raise_fd_limit
 from launch import launch
@@ -370,60 +372,25 @@ def verdict(
 
 
 def svg_plot(result: dict[str, Any]) -> str:
-    """RSS (MB) and live rooms against time, two panels, no plotting library needed."""
+    """RSS (MB) and live rooms against time, two panels (plot.py draws)."""
     samples = result["samples"]
-    width, height, left, right, top, panel_h, gap = 720, 400, 60, 20, 30, 140, 50
-    ts = [s["t"] for s in samples]
-    t_max: float = max(ts[-1], 1.0)
-    warmup_end = result["config"]["warmup"] + (samples[0]["t"] if samples else 0)
     cfg = result["config"]
+    warmup_end = cfg["warmup"] + (samples[0]["t"] if samples else 0)
     title = (
         f"soak: {result['summary']['achieved_rate']:.0f} setups/s for {cfg['duration']:.0f} s, "
         f"{'PASS' if result['passed'] else 'FAIL'}"
     )
-    parts = [
-        (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'font-family="sans-serif" font-size="11">'
-        ),
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="18" font-size="13">{title}</text>',
+    panels = [
+        plot.Panel(
+            [plot.Series(label, [(s["t"], s[key]) for s in samples], colour)],
+            y_label=label,
+            x_label="seconds",
+            markers=[(warmup_end, "end of warm-up")],
+            dots=False,  # a sample every few seconds for up to hours
+        )
+        for key, label, colour in (("rss_mb", "RSS (MB)", "#c0392b"), ("rooms", "live rooms", "#2471a3"))
     ]
-    for n, (key, label, colour) in enumerate((("rss_mb", "RSS (MB)", "#c0392b"), ("rooms", "live rooms", "#2471a3"))):
-        y0 = top + n * (panel_h + gap)
-        values = [s[key] for s in samples]
-        v_max = max(max(values) * 1.1, 1.0)  # the axis starts at 0
-
-        def x(t: float) -> float:
-            return left + (width - left - right) * t / t_max
-
-        def y(v: float, y0: float = y0, v_max: float = v_max) -> float:
-            return y0 + panel_h - panel_h * v / v_max
-
-        parts.append(
-            f'<rect x="{left}" y="{y0}" width="{width - left - right}" height="{panel_h}" fill="none" stroke="#999"/>'
-        )
-        parts.append(
-            f'<line x1="{x(warmup_end):.1f}" y1="{y0}" x2="{x(warmup_end):.1f}" y2="{y0 + panel_h}" '
-            f'stroke="#bbb" stroke-dasharray="4"/>'
-        )
-        for frac in (0, 0.5, 1):
-            v = v_max * frac
-            parts.append(f'<text x="{left - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
-        points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(ts, values, strict=True))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
-        parts.append(f'<text x="{left + 5}" y="{y0 + 14}" fill="{colour}">{label}</text>')
-    axis_y = top + 2 * panel_h + gap + 16
-    for frac in (0, 0.25, 0.5, 0.75, 1):
-        t = t_max * frac
-        parts.append(
-            f'<text x="{left + (width - left - right) * frac:.1f}" y="{axis_y}" text-anchor="middle">{t:.0f}</text>'
-        )
-    parts.append(
-        f'<text x="{width / 2}" y="{axis_y + 16}" text-anchor="middle">seconds (dashed: end of warm-up)</text>'
-    )
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
+    return plot.chart(panels, title, panel_height=200)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
