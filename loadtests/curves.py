@@ -55,6 +55,7 @@ from bench import (
     fmt,
     machine,
     raise_fd_limit,
+    relay_phase,
     server_loop,
     start_generator,
     start_server,
@@ -116,48 +117,6 @@ def split_sizes(sizes: list[int], measured_pairs: int, cap: int) -> tuple[list[i
 
 
 # -- one phase --
-
-
-def relay_phase(
-    gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace, rate: float, seconds: float, **options: Any
-) -> Figures:
-    """One relay command (loadgen.py; ``pairs``/``broadcast`` pass through), with the
-    server's CPU over it. Per 10k *delivered* copies: a broadcast frame counts k-1 times."""
-    cpu0, t0 = server.cpu_seconds(), time.monotonic()
-    reply = gen.call(
-        seconds + cfg.drain + 120, cmd="relay", rate=rate, seconds=seconds, size=cfg.size, drain=cfg.drain, **options
-    )
-    cpu = server.cpu_seconds() - cpu0
-    wall = time.monotonic() - t0
-    server.check_alive()
-    delivered = reply["received"]
-    if reply["lost"] or reply["error_frames"] or reply["misrouted"] or reply["late_from_earlier"]:
-        log(
-            f"  lost {reply['lost']}, error frames {reply['error_frames']}, misrouted {reply['misrouted']}, "
-            f"late from an earlier phase {reply['late_from_earlier']} {reply['error_samples'][:2]}"
-        )
-    return {
-        "sent": reply["sent"],
-        "expected": reply["expected"],
-        "delivered": delivered,
-        "delivered_ratio": reply["delivered_ratio"],
-        "lost": reply["lost"],
-        "duplicates": reply["duplicates"],
-        "misrouted": reply["misrouted"],
-        "late_from_earlier": reply["late_from_earlier"],
-        "error_frames": reply["error_frames"],
-        "p50_ms": reply["p50_ms"],
-        "p99_ms": reply["p99_ms"],
-        "p999_ms": reply["p999_ms"],
-        "max_ms": reply["max_ms"],
-        "cpu_s_per_10k": cpu * 10_000 / max(delivered, 1),
-        "server_cpu_util": cpu / wall,
-        "offered_rate": rate,
-        "achieved_rate": reply["achieved_rate"],
-        "sender_lag_ms": reply["sender_lag_ms"],
-        "frame_bytes": reply["frame_bytes"],
-        "generator_cpu_util": reply["generator_cpu_s"] / wall,
-    }
 
 
 def connect(gen: GeneratorProc, cfg: argparse.Namespace, n: int, prefix: str) -> dict[str, Any]:

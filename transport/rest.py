@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from typing import Any
 
+import orjson
 from tornado.web import HTTPError, RequestHandler
 
 from actors.errors import InvalidRequest, JoinRefused, RoomUnavailable, TooManyRequests, Unauthorized
@@ -53,12 +53,12 @@ class JsonHandler(RequestHandler):
 
     def write_json(self, body: dict[str, Any], status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(body))
+        self.finish(orjson.dumps(body))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Never a traceback on the wire, whatever Tornado's debug setting.
         code = _HTTP_CODES.get(status_code, "error")
-        self.finish(json.dumps({"error": {"code": code, "message": self._reason}}))
+        self.finish(orjson.dumps({"error": {"code": code, "message": self._reason}}))
 
     def fail(self, error: JoinRefused) -> None:
         self.write_json({"error": error.to_wire()}, http_status(error))

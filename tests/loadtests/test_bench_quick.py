@@ -101,6 +101,7 @@ def test_quick_bench_writes_a_markdown_table_and_checks_the_targets(quick_run: d
         "CPU per relayed message",
         "CPU per relayed message, uvloop floor",
         "CPU per call setup",
+        "call setups per second",
         "RSS per connection",
         "lost messages",
     }
@@ -111,3 +112,27 @@ def test_quick_bench_runs_the_floor_on_both_loops_and_the_service_on_uvloop(quic
     # Each server logs its event loop; the bench records what it read there.
     loops = {kind: {run["server"]["loop"] for run in runs} for kind, runs in quick_run["runs"].items()}
     assert loops == {"floor": {"asyncio"}, "floor-uvloop": {"uvloop"}, "service": {"uvloop"}}
+
+
+def test_targets_are_issue_12s_and_setups_per_second_must_reach_the_floor() -> None:
+    sys.path.insert(0, str(BENCH.parent))
+    import bench
+
+    cfg = bench.parse_args(["--peers", "100", "--rates", "100,500"])
+    service = {"connect_100.rss_kb_per_conn": 15.0, "relay_100.p99_ms": 6.0, "relay_100.lost": 0, "relay_500.lost": 0}
+    ratio = {"relay_100.cpu_s_per_10k": 0.99, "relay_500.cpu_s_per_10k": 1.01}
+    ratio |= {"setups.cpu_ms_per_setup": 1.0, "setups.setups_per_s": 0.95}
+    uvloop = {"relay_100.cpu_s_per_10k": 1.2, "relay_500.cpu_s_per_10k": 1.3}
+    summary = {"service": service, "ratio": ratio, "ratio_uvloop": uvloop}
+    met = {t["target"]: t["met"] for t in bench.check_targets(summary, cfg)}  # type: ignore[arg-type]
+    assert met == {
+        "CPU per relayed message at 100 msg/s": True,
+        "CPU per relayed message at 500 msg/s": False,
+        "CPU per relayed message, uvloop floor at 100 msg/s": True,
+        "CPU per relayed message, uvloop floor at 500 msg/s": False,
+        "CPU per call setup": True,
+        "call setups per second": False,  # at least the floor's
+        "RSS per connection at 100 peers": True,
+        "p99 latency at 100 msg/s, 100 peers": False,
+        "lost messages": True,
+    }
