@@ -19,6 +19,7 @@ import prometheus_client
 import pykka
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 
 from actors import runtime
@@ -124,23 +125,52 @@ class Server:
         logger.info("stopped")
 
 
-def tune_gc() -> None:
-    """Keep full collections rare: at 10k connections the process holds about a million
+# How often the young generation is collected, whatever its allocation count says.
+YOUNG_GC_INTERVAL = 0.1
+
+
+def tune_gc() -> PeriodicCallback:
+    """Keep full collections rare and young ones small; returns the started pacer.
+
+    Full collections: at 10k connections the process holds about a million
     long-lived objects (sockets, handlers, members), and a full collection over them
     took 0.6-0.9 s, freed nothing and stalled every relay, every 20-30 s. Objects made
     at start-up are frozen out of collection, and generation 2 waits for 1000 younger
     collections instead of 10 (measured: no full collection in 30 s of 1k msg/s with
     10k peers, p99 1.9 ms instead of 740 ms).
 
-    The price: cyclic garbage that reaches generation 2 waits minutes for a full
-    collection. A closed connection, a stopped room or a refused request must therefore
-    leave no reference cycle behind, so that reference counting frees it at once (issue
-    10: six small cycles, listed in docs/performance.md#soak, left ~126 objects per call
-    setup and grew RSS by ~2 MB/s under churn). The memory tests (tests/actors/ and
-    tests/transport/test_memory.py) and tests/loadtests/test_soak.py keep it that way."""
+    Young collections: CPython (3.11) counts allocations minus deallocations, and the
+    deallocation of an *old* object counts too. Under a steady relay every frame frees
+    the promoted read future and coroutine of its connection's previous frame and makes
+    new ones that live until the next frame, so the count hovers near zero while the
+    young generation fills with live objects: with 10k peers at 1k msg/s it held 30k
+    objects when a collection finally came (13-25 ms) and generation 1 took 34-132 ms,
+    the relay's p99.9 (issue 12). The pacer collects the young generation every
+    YOUNG_GC_INTERVAL (and generation 1 every tenth time), so each holds only what the
+    last 0.1 s (or 1 s) made.
+
+    The price of rare full collections: cyclic garbage that reaches generation 2
+    waits minutes for one. A closed connection, a stopped room or a refused request must
+    therefore leave no reference cycle behind, so that reference counting frees it at
+    once (issue 10: six small cycles, listed in docs/performance.md#soak, left ~126
+    objects per call setup and grew RSS by ~2 MB/s under churn). The memory tests
+    (tests/actors/ and tests/transport/test_memory.py) and tests/loadtests/test_soak.py
+    keep it that way."""
     gc.freeze()
     gen0, gen1, _ = gc.get_threshold()
     gc.set_threshold(gen0, gen1, 1000)
+    pacer = PeriodicCallback(collect_young, YOUNG_GC_INTERVAL * 1000)
+    pacer.start()
+    return pacer
+
+
+def collect_young() -> None:
+    """Collect generation 0, or 1 when its turn has come, as CPython's own trigger
+    would: a manual ``gc.collect(0)`` only counts towards generation 1, it never
+    collects it. Full collections stay with CPython (generation 2's threshold)."""
+    count1 = gc.get_count()[1]
+    threshold1 = gc.get_threshold()[1]
+    gc.collect(1 if count1 >= threshold1 else 0)
 
 
 def write_ready_file(path: str, info: dict[str, int]) -> None:
@@ -178,7 +208,7 @@ async def serve(settings: Settings) -> None:
     logger.info("event loop: %s", loop_name(asyncio.get_running_loop()))
     server = Server(settings)
     await server.start()
-    tune_gc()
+    gc_pacer = tune_gc()
     if settings.ready_file:
         # Machine-readable readiness: the ports actually bound (--port 0 picks any).
         write_ready_file(
@@ -193,6 +223,7 @@ async def serve(settings: Settings) -> None:
     if settings.ready_file:
         with contextlib.suppress(FileNotFoundError):  # draining: no longer ready for new clients
             os.unlink(settings.ready_file)
+    gc_pacer.stop()
     await server.shutdown()
 
 
