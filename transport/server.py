@@ -125,8 +125,13 @@ class Server:
         logger.info("stopped")
 
 
-# How often the young generation is collected, whatever its allocation count says.
+# Young collections come from a timer (see tune_gc): generation 0 every
+# YOUNG_GC_INTERVAL seconds, generation 1 every GEN1_THRESHOLD + 1 of those.
 YOUNG_GC_INTERVAL = 0.1
+GEN1_THRESHOLD = 1
+# Generation 2 (full) waits for this many generation-1 collections (CPython: 10), and
+# CPython also waits until objects promoted since the last one reach 25% of the rest.
+GEN2_THRESHOLD = 10_000
 
 
 def tune_gc() -> PeriodicCallback:
@@ -134,31 +139,32 @@ def tune_gc() -> PeriodicCallback:
 
     Full collections: at 10k connections the process holds about a million
     long-lived objects (sockets, handlers, members), and a full collection over them
-    took 0.6-0.9 s, freed nothing and stalled every relay, every 20-30 s. Objects made
-    at start-up are frozen out of collection, and generation 2 waits for 1000 younger
-    collections instead of 10 (measured: no full collection in 30 s of 1k msg/s with
-    10k peers, p99 1.9 ms instead of 740 ms).
+    took 0.6-0.9 s, freed nothing and stalled every relay, every 20-30 s with CPython's
+    thresholds. Objects made at start-up are frozen out of collection, and generation 2
+    waits for GEN2_THRESHOLD generation-1 collections: with the pacer's five a second,
+    more than half an hour apart at the least.
 
     Young collections: CPython (3.11) counts allocations minus deallocations, and the
     deallocation of an *old* object counts too. Under a steady relay every frame frees
     the promoted read future and coroutine of its connection's previous frame and makes
-    new ones that live until the next frame, so the count hovers near zero while the
-    young generation fills with live objects: with 10k peers at 1k msg/s it held 30k
-    objects when a collection finally came (13-25 ms) and generation 1 took 34-132 ms,
-    the relay's p99.9 (issue 12). The pacer collects the young generation every
-    YOUNG_GC_INTERVAL (and generation 1 every tenth time), so each holds only what the
-    last 0.1 s (or 1 s) made.
+    new ones that live until the next frame (~9 objects a frame), so the count hovers
+    near zero while the young generation fills with live objects: with 10k peers at
+    1k msg/s it held 30k objects when a collection finally came (13-25 ms), and
+    generation 1 took 34-132 ms: the relay's p99.9 was 62 ms (issue 12). Collected
+    every 0.1 s and 0.2 s instead, the generations hold what that time made: ~0.3 ms
+    and ~0.6 ms pauses (generation 1 once a second, ~9k objects, still took 2-6 ms
+    and set the p99 at 4-7 ms).
 
     The price of rare full collections: cyclic garbage that reaches generation 2
-    waits minutes for one. A closed connection, a stopped room or a refused request must
-    therefore leave no reference cycle behind, so that reference counting frees it at
-    once (issue 10: six small cycles, listed in docs/performance.md#soak, left ~126
+    waits that long for one. A closed connection, a stopped room or a refused request
+    must therefore leave no reference cycle behind, so that reference counting frees it
+    at once (issue 10: six small cycles, listed in docs/performance.md#soak, left ~126
     objects per call setup and grew RSS by ~2 MB/s under churn). The memory tests
     (tests/actors/ and tests/transport/test_memory.py) and tests/loadtests/test_soak.py
     keep it that way."""
     gc.freeze()
-    gen0, gen1, _ = gc.get_threshold()
-    gc.set_threshold(gen0, gen1, 1000)
+    gen0 = gc.get_threshold()[0]
+    gc.set_threshold(gen0, GEN1_THRESHOLD, GEN2_THRESHOLD)
     pacer = PeriodicCallback(collect_young, YOUNG_GC_INTERVAL * 1000)
     pacer.start()
     return pacer
