@@ -29,6 +29,11 @@ from transport.wire_codes import CLOSE_TRY_AGAIN
 
 logger = logging.getLogger(__name__)
 
+# A drain's frames for one client go out once they reach this size (a write is at most
+# this plus one frame) or at the drain's end: one stream write larger than the outbound
+# cap (max_outbound_bytes) would close a client that reads fine as a slow reader.
+MAX_BATCH_BYTES = 64 * 1024
+
 
 def text_frame_header(length: int) -> bytes:
     """The RFC 6455 (5.2) header of a final, unmasked text frame: what a server sends."""
@@ -69,7 +74,7 @@ def _write_text(handler: WebSocketHandler, frames: list[bytes]) -> Future[None]:
 
 
 class WebSocketSink:
-    __slots__ = ("_batch", "_handler", "_metrics", "client_id", "room_id")
+    __slots__ = ("_batch", "_batch_bytes", "_handler", "_metrics", "client_id", "room_id")
 
     def __init__(self, handler: WebSocketHandler, metrics: SignalingMetrics, room_id: str, client_id: str) -> None:
         # Alive as long as Tornado holds the connection; gone means closed.
@@ -79,18 +84,28 @@ class WebSocketSink:
         self.client_id = client_id
         # Frames a Room delivered during its drain in progress, written when it ends.
         self._batch: list[bytes] | None = None
+        self._batch_bytes = 0
 
     def send(self, frame: bytes) -> None:
-        if self._batch is not None:
-            self._batch.append(frame)
-        elif after_drain(self.flush):
-            self._batch = [frame]
-        else:  # not from an actor's drain (an error frame from the handler): now
-            self._write([frame])
+        if self._batch is None:
+            if not after_drain(self.flush):  # not from an actor's drain (the handler's error frame)
+                self._write([frame])
+                return
+            self._batch = []
+        self._batch.append(frame)
+        self._batch_bytes += len(frame)
+        if self._batch_bytes >= MAX_BATCH_BYTES:
+            self._write_batch()  # a burst goes out in pieces; the drain's flush does the rest
 
     def flush(self) -> None:
         """Write the frames batched during a drain; never raises."""
-        batch, self._batch = self._batch, None
+        batch, self._batch, self._batch_bytes = self._batch, None, 0
+        if batch:
+            self._write(batch)
+
+    def _write_batch(self) -> None:
+        # Emptied before the write: a slow reader's close() flushes, and must not resend it.
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
         if batch:
             self._write(batch)
 
@@ -113,7 +128,7 @@ class WebSocketSink:
             # future if the connection dies first; count those frames then.
             if not written.done():
                 written.add_done_callback(functools.partial(self._written, len(frames)))
-            elif written.exception() is not None:
+            elif not written.cancelled() and written.exception() is not None:
                 self._metrics.outbound_dropped("connection-closed", len(frames))
 
     def _written(self, frames: int, future: Future[None]) -> None:

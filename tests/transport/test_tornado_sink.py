@@ -16,7 +16,7 @@ from actors.messages import Relay
 from actors.runtime import LoopActor
 from metrics.signaling import SignalingMetrics
 from tests.support import Closed, join, running_server, scaled
-from transport.tornado_sink import WebSocketSink, text_frame_header
+from transport.tornado_sink import MAX_BATCH_BYTES, WebSocketSink, text_frame_header
 from transport.ws import SignalingSocket
 
 
@@ -127,6 +127,31 @@ async def test_the_frames_one_drain_delivers_to_a_client_leave_in_one_socket_wri
             assert frame["from"] == "a" and frame["data"] == {"candidate": "x" * n, "i": i}
         assert len(writes) == 1
         b.signal("answer", "a")  # and the connection reads and writes on as before
+        assert (await a.recv_type("answer"))["from"] == "b"
+
+
+async def test_a_burst_larger_than_the_outbound_cap_goes_out_in_pieces_to_a_client_that_reads() -> None:
+    # One write of a whole drain's frames could exceed max_outbound_bytes (1 MiB) and
+    # close a client that reads fine as a slow reader; a burst is written in pieces.
+    async with running_server() as server:
+        a, _ = await join(server, "burst", "a")
+        b, _ = await join(server, "burst", "b")
+        await a.recv_type("peer-joined")
+        sender, receiver = handler_of("a"), handler_of("b")
+        assert sender.room is not None and sender.sink is not None and receiver.ws_connection is not None
+        stream = receiver.ws_connection.stream
+        writes: list[int] = []
+        real_write = stream.write
+        stream.write = lambda data: (writes.append(len(data)), real_write(data))[1]  # type: ignore[method-assign]
+        frames = 20  # 20 x 60 KB: more than the 1 MiB cap in one drain
+        for i in range(frames):
+            sender.room.tell(
+                Relay("a", sender.sink, "offer", "b", orjson.dumps({"type": "offer", "sdp": "v" * 60_000, "i": i}))
+            )
+        for i in range(frames):
+            assert (await b.recv_type("offer", timeout=10))["data"]["i"] == i
+        assert len(writes) == frames // 2 and max(writes) < MAX_BATCH_BYTES + 61_000  # two frames a write
+        b.signal("answer", "a")  # b was not closed as a slow reader
         assert (await a.recv_type("answer"))["from"] == "b"
 
 
