@@ -127,11 +127,13 @@ class Server:
 
 # Young collections come from a timer (see tune_gc): generation 0 every
 # YOUNG_GC_INTERVAL seconds, generation 1 every GEN1_THRESHOLD + 1 of those.
-YOUNG_GC_INTERVAL = 0.1
+YOUNG_GC_INTERVAL = 0.05
 GEN1_THRESHOLD = 1
-# Generation 2 (full) waits for this many generation-1 collections (CPython: 10), and
-# CPython also waits until objects promoted since the last one reach 25% of the rest.
-GEN2_THRESHOLD = 10_000
+# Generation 2 (full) waits for enough generation-1 collections (CPython: 10) to
+# space full collections FULL_GC_SPACING seconds apart at the least; CPython also waits
+# until objects promoted since the last one reach 25% of the rest.
+FULL_GC_SPACING = 2000.0
+GEN2_THRESHOLD = round(FULL_GC_SPACING / (YOUNG_GC_INTERVAL * (GEN1_THRESHOLD + 1)))
 
 
 def tune_gc() -> PeriodicCallback:
@@ -141,7 +143,7 @@ def tune_gc() -> PeriodicCallback:
     long-lived objects (sockets, handlers, members), and a full collection over them
     took 0.6-0.9 s, freed nothing and stalled every relay, every 20-30 s with CPython's
     thresholds. Objects made at start-up are frozen out of collection, and generation 2
-    waits for GEN2_THRESHOLD generation-1 collections: with the pacer's five a second,
+    waits for GEN2_THRESHOLD generation-1 collections: with the pacer's ten a second,
     more than half an hour apart at the least.
 
     Young collections: CPython (3.11) counts allocations minus deallocations, and the
@@ -151,9 +153,10 @@ def tune_gc() -> PeriodicCallback:
     near zero while the young generation fills with live objects: with 10k peers at
     1k msg/s it held 30k objects when a collection finally came (13-25 ms), and
     generation 1 took 34-132 ms: the relay's p99.9 was 62 ms (issue 12). Collected
-    every 0.1 s and 0.2 s instead, the generations hold what that time made: ~0.3 ms
-    and ~0.6 ms pauses (generation 1 once a second, ~9k objects, still took 2-6 ms
-    and set the p99 at 4-7 ms).
+    every 0.05 s and 0.1 s instead, the generations hold what that time made, so a
+    pause grows with the rate but stays short: at 6k msg/s, collections every 0.1 s and
+    0.2 s took 2-3 ms and 4-6 ms and set the p99 at ~6 ms, every 0.05 s and 0.1 s ~4 ms;
+    at 1k msg/s the CPU per message is the same either way (docs/performance.md).
 
     The price of rare full collections: cyclic garbage that reaches generation 2
     waits that long for one. A closed connection, a stopped room or a refused request
