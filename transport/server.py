@@ -155,7 +155,7 @@ def tune_gc() -> PeriodicCallback:
     generation 1 took 34-132 ms: the relay's p99.9 was 62 ms (issue 12). Collected
     every 0.05 s and 0.1 s instead, the generations hold what that time made, so a
     pause grows with the rate but stays short: at 6k msg/s, collections every 0.1 s and
-    0.2 s took 2-3 ms and 4-6 ms and set the p99 at ~6 ms, every 0.05 s and 0.1 s ~4 ms;
+    0.2 s took 2-3 ms and 4-6 ms and set the p99 at ~6 ms, every 0.05 s and 0.1 s ~3 ms;
     at 1k msg/s the CPU per message is the same either way (docs/performance.md).
 
     The price of rare full collections: cyclic garbage that reaches generation 2
