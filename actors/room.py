@@ -196,8 +196,16 @@ class Room(LoopActor):
                 self.metrics.call_setup(time.perf_counter() - offered)
 
     def _expire(self) -> None:
+        now = time.monotonic()
         held_seats = {m.client_id for m in self.state.members.values() if m.sink is None and m.announced}
-        expired, dropped, left = self.state.expire(time.monotonic())
+        expired, dropped, left = self.state.expire(now)
+        due = self.state.next_expiry()
+        if not expired and due is not None and due > now:
+            # Early: the loop's clock can trail time.monotonic() (uvloop's is cached per
+            # iteration, in whole ms), so a timer may fire just before its seat is due.
+            # Without another look that seat (a ghost member, a stub keeping its room
+            # alive) would never expire.
+            self.tell_later(due - now, ExpireStubs())
         for _ in held_seats.intersection(expired):
             self.metrics.held_seat_ended("expired")
         self._deliver(left)

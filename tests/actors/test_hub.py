@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import pykka
 import pytest
 from prometheus_client import CollectorRegistry
 
+from actors import room as room_module
 from actors import runtime
 from actors.errors import CLOSE_ROOM_FAILED, ClientIdTaken, RoomFull, RoomUnavailable, ServerFull, ShuttingDown
 from actors.hub import Hub
@@ -139,6 +141,51 @@ async def test_a_stub_that_never_connects_expires_and_its_room_is_reaped() -> No
     assert room is not None
     await pykka_stopped(room)  # ExpireStubs fires, the room reports idle, the Hub stops it
     assert await h.room("r1") is None
+    await h.close()
+
+
+class SkewedClock:
+    """``actors.room.time`` with a monotonic clock ``ahead`` seconds ahead of the loop's:
+    uvloop's clock is cached per iteration (in whole ms), so a Room can read a later time
+    when it sets a deadline than the loop did when it set the timer for it."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+        self.perf_counter = time.perf_counter
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+
+@pytest.mark.parametrize("seat", ["held", "stub"])
+async def test_a_seat_whose_timer_fires_just_before_it_is_due_still_expires(
+    seat: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SkewedClock()
+    monkeypatch.setattr(room_module, "time", clock)
+    h = Harness(limits=RoomLimits(stub_ttl=0.1, reconnect_grace=0.1))
+    a, b = RecordingSink("a"), RecordingSink("b")
+    joined = await h.connect("r1", "a", a)
+    clock.ahead = 0.05  # the deadline is set 50 ms later than the timer
+    if seat == "held":
+        await h.connect("r1", "b", b)
+        joined.room.tell(Disconnect(RoomId("r1"), ClientId("b"), b, abnormal=True))
+    else:
+        await h.reserve("r1", "b")
+    await h.settle(joined.room)
+    clock.ahead = 0.0  # so the timer fires 50 ms before the seat is due
+    if seat == "held":
+        await a.wait_for("peer-left")  # not a ghost for good
+        assert h.sample("signaling_held_seats_total", outcome="expired") == 1
+    joined.room.tell(Disconnect(RoomId("r1"), ClientId("a"), a))
+
+    # The stub expired too, so the room is reaped. Asked of the Hub, not the room: a
+    # poke at the room (ExpireStubs) would expire the seat itself.
+    async def reaped() -> None:
+        while await h.room("r1") is not None:
+            await asyncio.sleep(0.01)  # the reaping is driven by a timer in the room
+
+    await asyncio.wait_for(reaped(), scaled(5))
     await h.close()
 
 
