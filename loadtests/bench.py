@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from launch import FLOOR, SERVICE, Launched, LaunchError, launch, stop
+from loadgen import percentile
 from wire import LIFTED_PER_ADDRESS, as_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,33 +240,51 @@ def relay_phase(
     }
 
 
-def run_setups(gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace) -> dict[str, Any]:
-    cpu0, t0 = server.cpu_seconds(), time.monotonic()
-    reply = gen.call(
-        cfg.setup_seconds + 120,
-        cmd="setups",
-        seconds=cfg.setup_seconds,
-        concurrency=cfg.setup_concurrency,
-        size=cfg.size,
-    )
-    cpu = server.cpu_seconds() - cpu0
-    wall = time.monotonic() - t0
-    server.check_alive()
-    if reply["failed"]:
-        log(f"  {reply['failed']} failed setups, e.g. {reply['failures'][:2]}")
-    return {
-        "setups_per_s": reply["setups_per_s"],
-        "failed": reply["failed"],
-        "cpu_ms_per_setup": cpu * 1000 / max(reply["setups"], 1),
-        "p50_setup_ms": reply["p50_ms"],
-        "p99_setup_ms": reply["p99_ms"],
-        "server_cpu_util": cpu / wall,
-        "generator_cpu_util": reply["generator_cpu_s"] / wall,
-    }
+def run_setups(servers: dict[str, tuple[ServerProc, GeneratorProc]], cfg: argparse.Namespace) -> dict[str, Any]:
+    """Call setups on every server in turn, in ``cfg.setup_slices`` short slices that
+    alternate between them, so a drift of the machine's speed (whole minutes of it
+    20-40% slower) lands on every server alike; each server's figures sum its slices."""
+    totals = {kind: {"cpu": 0.0, "wall": 0.0, "gen_cpu": 0.0, "setups": 0, "failed": 0} for kind in servers}
+    times: dict[str, list[float]] = {kind: [] for kind in servers}
+    kinds = list(servers)
+    for i in range(cfg.setup_slices):
+        for kind in kinds if i % 2 == 0 else kinds[::-1]:
+            server, gen = servers[kind]
+            cpu0, t0 = server.cpu_seconds(), time.monotonic()
+            reply = gen.call(
+                cfg.setup_seconds + 120,
+                cmd="setups",
+                seconds=cfg.setup_seconds / cfg.setup_slices,
+                concurrency=cfg.setup_concurrency,
+                size=cfg.size,
+            )
+            total = totals[kind]
+            total["cpu"] += server.cpu_seconds() - cpu0
+            total["wall"] += time.monotonic() - t0
+            total["gen_cpu"] += reply["generator_cpu_s"]
+            total["setups"] += reply["setups"]
+            total["failed"] += reply["failed"]
+            times[kind] += reply["times_ms"]
+            server.check_alive()
+            if reply["failed"]:
+                log(f"  {kind}: {reply['failed']} failed setups, e.g. {reply['failures'][:2]}")
+    figures = {}
+    for kind, total in totals.items():
+        ordered = sorted(times[kind])
+        figures[kind] = {
+            "setups_per_s": total["setups"] / total["wall"],
+            "failed": total["failed"],
+            "cpu_ms_per_setup": total["cpu"] * 1000 / max(total["setups"], 1),
+            "p50_setup_ms": percentile(ordered, 0.50) or 0.0,
+            "p99_setup_ms": percentile(ordered, 0.99) or 0.0,
+            "server_cpu_util": total["cpu"] / total["wall"],
+            "generator_cpu_util": total["gen_cpu"] / total["wall"],
+        }
+    return figures
 
 
 def run_server(kind: str, cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
-    """Every scenario against one kind of server; a fresh process for each N and for setups."""
+    """The connect and relay scenarios against one kind of server; a fresh process for each N."""
     figures: dict[str, dict[str, Any]] = {"server": {}}
     largest = max(cfg.peers)
     for n in sorted(cfg.peers):
@@ -282,14 +301,23 @@ def run_server(kind: str, cfg: argparse.Namespace, workdir: Path) -> dict[str, d
                     log(f"{kind}: relay {rate} msg/s for {cfg.relay_seconds:g}s with {n} peers")
                     figures[f"relay_{rate}"] = relay_phase(gen, server, cfg, rate, cfg.relay_seconds)
             gen.call(120 + n / 50, cmd="close")
-    with (
-        start_server(kind, cfg.ping_interval, workdir, cfg.service_loop) as server,
-        start_generator(server.port) as gen,
-    ):
-        warm_up(gen, server)
-        log(f"{kind}: call setups for {cfg.setup_seconds:g}s, {cfg.setup_concurrency} at a time")
-        figures["setups"] = run_setups(gen, server, cfg)
     return figures
+
+
+def run_setup_phase(kinds: list[str], cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
+    """A fresh process of every kind, each with its own generator, then run_setups."""
+    with ExitStack() as stack:
+        servers: dict[str, tuple[ServerProc, GeneratorProc]] = {}
+        for kind in kinds:
+            server = stack.enter_context(start_server(kind, cfg.ping_interval, workdir, cfg.service_loop))
+            gen = stack.enter_context(start_generator(server.port))
+            warm_up(gen, server)
+            servers[kind] = (server, gen)
+        log(
+            f"call setups, {cfg.setup_concurrency} at a time: {cfg.setup_seconds:g}s per server "
+            f"in {cfg.setup_slices} alternating slices"
+        )
+        return run_setups(servers, cfg)
 
 
 # -- summary --
@@ -471,6 +499,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--relay-seconds", type=float, help="seconds of each relay phase (default 10)")
     parser.add_argument("--setup-seconds", type=float, help="seconds of the call-setup phase (default 10)")
     parser.add_argument("--setup-concurrency", type=int, default=None, help="call setups in flight (default 8)")
+    parser.add_argument(
+        "--setup-slices",
+        type=int,
+        default=None,
+        help="alternating slices the call-setup seconds of each server are cut into (default 5)",
+    )
     parser.add_argument("--connect-concurrency", type=int, default=100, help="connects in flight (default 100)")
     parser.add_argument("--repeats", type=int, help="runs per server; figures are medians (default 3)")
     parser.add_argument("--size", type=int, default=1024, help="bytes of SDP per relayed frame (default 1024)")
@@ -500,6 +534,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.relay_seconds = args.relay_seconds or (3.0 if quick else 10.0)
     args.setup_seconds = args.setup_seconds or (4.0 if quick else 10.0)
     args.setup_concurrency = args.setup_concurrency or (4 if quick else 8)
+    args.setup_slices = args.setup_slices or (2 if quick else 5)
     args.repeats = args.repeats or (1 if quick else 3)
     args.drain = min(args.drain, 3.0) if quick else args.drain
     args.md = args.md or args.out.with_suffix(".md")
@@ -528,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
             for kind in order:
                 log(f"repeat {rep + 1}/{cfg.repeats}: {kind}")
                 runs[kind].append(run_server(kind, cfg, Path(tmp)))
+            for kind, figures in run_setup_phase(order, cfg, Path(tmp)).items():
+                runs[kind][-1]["setups"] = figures
     summary = summarize(runs)
     result: dict[str, Any] = {
         "started": started,

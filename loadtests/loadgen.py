@@ -447,6 +447,7 @@ class Generator:
             "p50_ms": (percentile(times, 0.50) or 0) * ms,
             "p99_ms": (percentile(times, 0.99) or 0) * ms,
             "max_ms": (times[-1] if times else 0) * ms,
+            "times_ms": [t * ms for t in times],  # so slices of a phase can be merged
         }
 
 

@@ -136,3 +136,52 @@ def test_targets_are_issue_12s_and_setups_per_second_must_reach_the_floor() -> N
         "p99 latency at 100 msg/s, 100 peers": False,
         "lost messages": True,
     }
+
+
+class FakeServer:
+    """A server process as run_setups sees it: its CPU clock and its liveness."""
+
+    def __init__(self, cpu_per_slice: float) -> None:
+        self.cpu = 0.0
+        self.cpu_per_slice = cpu_per_slice
+
+    def cpu_seconds(self) -> float:
+        return self.cpu
+
+    def check_alive(self) -> None:
+        pass
+
+
+class FakeGenerator:
+    """Answers a ``setups`` command at once with ``setups`` completed, and logs the slice."""
+
+    def __init__(self, kind: str, server: FakeServer, setups: int, order: list[tuple[str, float]]) -> None:
+        self.kind, self.server, self.setups, self.order = kind, server, setups, order
+
+    def call(self, timeout: float, **command: object) -> dict[str, object]:
+        assert command["cmd"] == "setups"
+        self.order.append((self.kind, float(command["seconds"])))  # type: ignore[arg-type]
+        self.server.cpu += self.server.cpu_per_slice
+        times = [float(i) for i in range(self.setups)]
+        return {"setups": self.setups, "failed": 0, "failures": [], "generator_cpu_s": 0.1, "times_ms": times}
+
+
+def test_call_setups_alternate_between_the_servers_in_slices_and_sum_them() -> None:
+    # The machine's speed drifts over minutes: a server's setups must not all run in
+    # one stretch and another's in the next, or the drift lands on one of them.
+    sys.path.insert(0, str(BENCH.parent))
+    import bench
+
+    cfg = bench.parse_args(["--setup-seconds", "6", "--setup-slices", "3"])
+    order: list[tuple[str, float]] = []
+    servers = {}
+    for kind, cpu, setups in (("floor", 0.2, 100), ("service", 0.3, 100)):
+        server = FakeServer(cpu)
+        servers[kind] = (server, FakeGenerator(kind, server, setups, order))
+    figures = bench.run_setups(servers, cfg)  # type: ignore[arg-type]
+    assert [kind for kind, _ in order] == ["floor", "service", "service", "floor", "floor", "service"]
+    assert {seconds for _, seconds in order} == {2.0}
+    assert figures["floor"]["cpu_ms_per_setup"] == pytest.approx(2.0)  # 3 x 0.2 s over 300 setups
+    assert figures["service"]["cpu_ms_per_setup"] == pytest.approx(3.0)
+    # From the merged times of all slices (each slice's 0..99 ms three times over).
+    assert figures["service"]["p99_setup_ms"] == 98.0
