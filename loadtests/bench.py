@@ -5,9 +5,9 @@
 
 The servers run as subprocesses on 127.0.0.1 (``transport.server`` and
 ``loadtests/floor_relay.py``, the floor: same wire protocol, no actors, no validation,
-no metrics; by default twice, on asyncio's loop as a user would write it and on uvloop,
-which the service runs on by default), one at a time, each driven by its own load-generator process
-(``loadtests/loadgen.py``). Scenarios, each on a fresh server process:
+no metrics; by default twice, on asyncio's loop as a user would write it and on
+uvloop, which the service runs on by default), each driven by its own load-generator
+process (``loadtests/loadgen.py``). Scenarios, each on fresh server processes:
 
 - connect N peers in N/2 rooms: RSS and server CPU per connection;
 - with the largest N still connected, fixed-rate relay of ~1 KB SDP-like offers at
@@ -16,11 +16,15 @@ which the service runs on by default), one at a time, each driven by its own loa
 - call setups (REST join x2, two WebSockets, offer/answer, 10 candidates each way,
   leave) in a closed loop: setups/s, server CPU per setup, p50/p99 setup time.
 
+The relay and the setups run on every server at once, each server's share cut into
+slices that alternate between them (``alternate``), so a drift of the machine's speed
+lands on every server alike.
+
 CPU is read from /proc, so the figures stay honest on a shared machine; latencies and
 rates depend on the machine being otherwise idle. Every figure is the median over
 ``--repeats`` runs (servers alternate order between repeats) and comes with the
-service/floor ratio (and service/floor-uvloop). Output: JSON (``--out``) and a markdown table (``--md``, and
-stdout). Everything started is killed at the end; only 127.0.0.1 is used.
+service/floor ratio (and service/floor-uvloop). Output: JSON (``--out``) and a
+markdown table (``--md``, and stdout). Everything started is killed at the end; only 127.0.0.1 is used.
 """
 
 from __future__ import annotations
@@ -199,13 +203,27 @@ def run_connect(gen: GeneratorProc, server: ServerProc, n: int, cfg: argparse.Na
 
 
 def relay_phase(
-    gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace, rate: float, seconds: float, **options: Any
+    gen: GeneratorProc,
+    server: ServerProc,
+    cfg: argparse.Namespace,
+    rate: float,
+    seconds: float,
+    raw: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
     """One relay command (loadgen.py; ``pairs``/``broadcast`` pass through), with the
-    server's CPU over it. Per 10k *delivered* copies: a broadcast frame counts k-1 times."""
+    server's CPU over it. Per 10k *delivered* copies: a broadcast frame counts k-1 times.
+    ``raw`` adds what merge_relays needs to sum slices (``_raw``: CPU, times, latencies)."""
     cpu0, t0 = server.cpu_seconds(), time.monotonic()
     reply = gen.call(
-        seconds + cfg.drain + 120, cmd="relay", rate=rate, seconds=seconds, size=cfg.size, drain=cfg.drain, **options
+        seconds + cfg.drain + 120,
+        cmd="relay",
+        rate=rate,
+        seconds=seconds,
+        size=cfg.size,
+        drain=cfg.drain,
+        with_latencies=raw,
+        **options,
     )
     cpu = server.cpu_seconds() - cpu0
     wall = time.monotonic() - t0
@@ -216,7 +234,7 @@ def relay_phase(
             f"  lost {reply['lost']}, error frames {reply['error_frames']}, misrouted {reply['misrouted']}, "
             f"late from an earlier phase {reply['late_from_earlier']} {reply['error_samples'][:2]}"
         )
-    return {
+    figures = {
         "sent": reply["sent"],
         "expected": reply["expected"],
         "delivered": delivered,
@@ -238,36 +256,104 @@ def relay_phase(
         "frame_bytes": reply["frame_bytes"],
         "generator_cpu_util": reply["generator_cpu_s"] / wall,
     }
+    if raw:
+        figures["_raw"] = {
+            "cpu": cpu,
+            "wall": wall,
+            "generator_cpu": reply["generator_cpu_s"],
+            "send_seconds": reply["send_seconds"],
+            "latencies_ms": reply["latencies_ms"],
+        }
+    return figures
+
+
+def merge_relays(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """One relay figure from relay_phase(raw=True) slices: counts and CPU summed,
+    percentiles over every latency of every slice."""
+    raw = [s.pop("_raw") for s in slices]
+
+    def total(key: str) -> Any:
+        return sum(s[key] for s in slices)
+
+    delivered, expected = total("delivered"), total("expected")
+    cpu, wall = sum(r["cpu"] for r in raw), sum(r["wall"] for r in raw)
+    latencies = sorted(ms for r in raw for ms in r["latencies_ms"])
+    send_seconds = sum(r["send_seconds"] for r in raw)
+    return {
+        "sent": total("sent"),
+        "expected": expected,
+        "delivered": delivered,
+        "delivered_ratio": delivered / expected if expected else None,
+        "lost": total("lost"),
+        "duplicates": total("duplicates"),
+        "misrouted": total("misrouted"),
+        "late_from_earlier": total("late_from_earlier"),
+        "error_frames": total("error_frames"),
+        "p50_ms": percentile(latencies, 0.50) or 0.0,
+        "p99_ms": percentile(latencies, 0.99) or 0.0,
+        "p999_ms": percentile(latencies, 0.999) or 0.0,
+        "max_ms": max(s["max_ms"] for s in slices),
+        "cpu_s_per_10k": cpu * 10_000 / max(delivered, 1),
+        "server_cpu_util": cpu / wall,
+        "offered_rate": slices[0]["offered_rate"],
+        "achieved_rate": total("sent") / send_seconds if send_seconds else None,
+        "sender_lag_ms": max(s["sender_lag_ms"] for s in slices),
+        "frame_bytes": slices[0]["frame_bytes"],
+        "generator_cpu_util": sum(r["generator_cpu"] for r in raw) / wall,
+    }
+
+
+def alternate(kinds: list[str], slices: int) -> Iterator[str]:
+    """Each server's share of a phase in ``slices`` turns, in the order floor, uvloop
+    floor, service, service, uvloop floor, floor, ...: the machine's speed drifts over
+    minutes (whole repeats of one server ran 20-40% slower), and a server whose share
+    ran in one slow stretch would carry the drift into its ratio."""
+    for i in range(slices):
+        yield from kinds if i % 2 == 0 else kinds[::-1]
+
+
+def run_relays(
+    servers: dict[str, tuple[ServerProc, GeneratorProc]], cfg: argparse.Namespace
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every relay rate on every server, in ``cfg.relay_slices`` alternating slices."""
+    figures: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in servers}
+    seconds = cfg.relay_seconds / cfg.relay_slices
+    for rate in cfg.rates:
+        log(f"relay {rate} msg/s: {cfg.relay_seconds:g}s per server in {cfg.relay_slices} alternating slices")
+        parts: dict[str, list[dict[str, Any]]] = {kind: [] for kind in servers}
+        for kind in alternate(list(servers), cfg.relay_slices):
+            server, gen = servers[kind]
+            parts[kind].append(relay_phase(gen, server, cfg, rate, seconds, raw=True))
+        for kind, slices in parts.items():
+            figures[kind][f"relay_{rate}"] = merge_relays(slices)
+    return figures
 
 
 def run_setups(servers: dict[str, tuple[ServerProc, GeneratorProc]], cfg: argparse.Namespace) -> dict[str, Any]:
-    """Call setups on every server in turn, in ``cfg.setup_slices`` short slices that
-    alternate between them, so a drift of the machine's speed (whole minutes of it
-    20-40% slower) lands on every server alike; each server's figures sum its slices."""
+    """Call setups on every server, in ``cfg.setup_slices`` alternating slices; each
+    server's figures sum its slices."""
     totals = {kind: {"cpu": 0.0, "wall": 0.0, "gen_cpu": 0.0, "setups": 0, "failed": 0} for kind in servers}
     times: dict[str, list[float]] = {kind: [] for kind in servers}
-    kinds = list(servers)
-    for i in range(cfg.setup_slices):
-        for kind in kinds if i % 2 == 0 else kinds[::-1]:
-            server, gen = servers[kind]
-            cpu0, t0 = server.cpu_seconds(), time.monotonic()
-            reply = gen.call(
-                cfg.setup_seconds + 120,
-                cmd="setups",
-                seconds=cfg.setup_seconds / cfg.setup_slices,
-                concurrency=cfg.setup_concurrency,
-                size=cfg.size,
-            )
-            total = totals[kind]
-            total["cpu"] += server.cpu_seconds() - cpu0
-            total["wall"] += time.monotonic() - t0
-            total["gen_cpu"] += reply["generator_cpu_s"]
-            total["setups"] += reply["setups"]
-            total["failed"] += reply["failed"]
-            times[kind] += reply["times_ms"]
-            server.check_alive()
-            if reply["failed"]:
-                log(f"  {kind}: {reply['failed']} failed setups, e.g. {reply['failures'][:2]}")
+    for kind in alternate(list(servers), cfg.setup_slices):
+        server, gen = servers[kind]
+        cpu0, t0 = server.cpu_seconds(), time.monotonic()
+        reply = gen.call(
+            cfg.setup_seconds + 120,
+            cmd="setups",
+            seconds=cfg.setup_seconds / cfg.setup_slices,
+            concurrency=cfg.setup_concurrency,
+            size=cfg.size,
+        )
+        total = totals[kind]
+        total["cpu"] += server.cpu_seconds() - cpu0
+        total["wall"] += time.monotonic() - t0
+        total["gen_cpu"] += reply["generator_cpu_s"]
+        total["setups"] += reply["setups"]
+        total["failed"] += reply["failed"]
+        times[kind] += reply["times_ms"]
+        server.check_alive()
+        if reply["failed"]:
+            log(f"  {kind}: {reply['failed']} failed setups, e.g. {reply['failures'][:2]}")
     figures = {}
     for kind, total in totals.items():
         ordered = sorted(times[kind])
@@ -283,23 +369,39 @@ def run_setups(servers: dict[str, tuple[ServerProc, GeneratorProc]], cfg: argpar
     return figures
 
 
-def run_server(kind: str, cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
-    """The connect and relay scenarios against one kind of server; a fresh process for each N."""
-    figures: dict[str, dict[str, Any]] = {"server": {}}
-    largest = max(cfg.peers)
-    for n in sorted(cfg.peers):
+def run_connects(kind: str, cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
+    """The connect scenario at every N but the largest (run_largest), a fresh process each."""
+    figures: dict[str, dict[str, Any]] = {}
+    for n in sorted(cfg.peers)[:-1]:
         with (
             start_server(kind, cfg.ping_interval, workdir, cfg.service_loop) as server,
             start_generator(server.port) as gen,
         ):
             warm_up(gen, server)
-            figures["server"]["loop"] = server_loop(server)  # a string: kept in the runs, not in the medians
             log(f"{kind} ({server_loop(server)}): connect {n}")
             figures[f"connect_{n}"] = run_connect(gen, server, n, cfg)
-            if n == largest:
-                for rate in cfg.rates:
-                    log(f"{kind}: relay {rate} msg/s for {cfg.relay_seconds:g}s with {n} peers")
-                    figures[f"relay_{rate}"] = relay_phase(gen, server, cfg, rate, cfg.relay_seconds)
+            gen.call(120 + n / 50, cmd="close")
+    return figures
+
+
+def run_largest(kinds: list[str], cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every server up at once with the largest N connected (one after another), then
+    the relay rates in alternating slices (run_relays)."""
+    n = max(cfg.peers)
+    figures: dict[str, dict[str, dict[str, Any]]] = {}
+    with ExitStack() as stack:
+        servers: dict[str, tuple[ServerProc, GeneratorProc]] = {}
+        for kind in kinds:
+            server = stack.enter_context(start_server(kind, cfg.ping_interval, workdir, cfg.service_loop))
+            gen = stack.enter_context(start_generator(server.port))
+            warm_up(gen, server)
+            log(f"{kind} ({server_loop(server)}): connect {n}")
+            # The loop is a string: kept in the runs, not in the medians.
+            figures[kind] = {"server": {"loop": server_loop(server)}, f"connect_{n}": run_connect(gen, server, n, cfg)}
+            servers[kind] = (server, gen)
+        for kind, relays in run_relays(servers, cfg).items():
+            figures[kind] |= relays
+        for _, gen in servers.values():
             gen.call(120 + n / 50, cmd="close")
     return figures
 
@@ -500,6 +602,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--setup-seconds", type=float, help="seconds of the call-setup phase (default 10)")
     parser.add_argument("--setup-concurrency", type=int, default=None, help="call setups in flight (default 8)")
     parser.add_argument(
+        "--relay-slices",
+        type=int,
+        default=None,
+        help="alternating slices the relay seconds of each server are cut into (default 5)",
+    )
+    parser.add_argument(
         "--setup-slices",
         type=int,
         default=None,
@@ -535,6 +643,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.setup_seconds = args.setup_seconds or (4.0 if quick else 10.0)
     args.setup_concurrency = args.setup_concurrency or (4 if quick else 8)
     args.setup_slices = args.setup_slices or (2 if quick else 5)
+    args.relay_slices = args.relay_slices or (2 if quick else 5)
     args.repeats = args.repeats or (1 if quick else 3)
     args.drain = min(args.drain, 3.0) if quick else args.drain
     args.md = args.md or args.out.with_suffix(".md")
@@ -560,11 +669,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for rep in range(cfg.repeats):
             order = cfg.servers if rep % 2 == 0 else cfg.servers[::-1]
-            for kind in order:
-                log(f"repeat {rep + 1}/{cfg.repeats}: {kind}")
-                runs[kind].append(run_server(kind, cfg, Path(tmp)))
-            for kind, figures in run_setup_phase(order, cfg, Path(tmp)).items():
-                runs[kind][-1]["setups"] = figures
+            log(f"repeat {rep + 1}/{cfg.repeats}")
+            figures = {kind: run_connects(kind, cfg, Path(tmp)) for kind in order}
+            for kind, largest in run_largest(order, cfg, Path(tmp)).items():
+                figures[kind] |= largest
+            for kind, setups in run_setup_phase(order, cfg, Path(tmp)).items():
+                figures[kind]["setups"] = setups
+            for kind in cfg.servers:
+                runs[kind].append(figures[kind])
     summary = summarize(runs)
     result: dict[str, Any] = {
         "started": started,

@@ -16,6 +16,7 @@ which bench.py reads from /proc. Commands:
   alternating direction; then wait up to D seconds for the stragglers. Latency is
   send to receive, measured here (the clock is shared by sender and receiver).
   ``"pairs": K`` sends over the first K pairs only (the others stay idle);
+  ``"with_latencies": true`` adds every latency to the answer (bench.py merges slices);
   ``"broadcast": true`` sends over the members of ``rooms`` instead, round-robin,
   each frame without ``to``: every copy (frame, receiver) is counted, K-1 expected;
 - ``{"cmd": "setups", "seconds": S, "concurrency": C}``: C workers in a closed loop of
@@ -269,7 +270,14 @@ class Generator:
     # -- fixed-rate relay --
 
     async def cmd_relay(
-        self, rate: float, seconds: float, size: int, drain: float, pairs: int = 0, broadcast: bool = False
+        self,
+        rate: float,
+        seconds: float,
+        size: int,
+        drain: float,
+        pairs: int = 0,
+        broadcast: bool = False,
+        with_latencies: bool = False,
     ) -> dict[str, Any]:
         # Who sends frame i, to whom, and how many copies it must arrive as.
         if broadcast:
@@ -352,6 +360,8 @@ class Generator:
             "p99_ms": (percentile(latencies, 0.99) or 0) * ms,
             "p999_ms": (percentile(latencies, 0.999) or 0) * ms,
             "max_ms": (latencies[-1] if latencies else 0) * ms,
+            # Every latency, when asked for: bench.py merges slices of a phase.
+            "latencies_ms": [t * ms for t in latencies] if with_latencies else None,
         }
 
     # -- call setups --

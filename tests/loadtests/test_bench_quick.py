@@ -185,3 +185,22 @@ def test_call_setups_alternate_between_the_servers_in_slices_and_sum_them() -> N
     assert figures["service"]["cpu_ms_per_setup"] == pytest.approx(3.0)
     # From the merged times of all slices (each slice's 0..99 ms three times over).
     assert figures["service"]["p99_setup_ms"] == 98.0
+
+
+def test_relay_slices_merge_into_one_figure_over_every_frame() -> None:
+    sys.path.insert(0, str(BENCH.parent))
+    import bench
+
+    def part(delivered: int, cpu: float, latencies: list[float], lag: float) -> dict[str, object]:
+        counts = {"sent": delivered, "expected": delivered, "delivered": delivered, "lost": 0, "duplicates": 0}
+        counts |= {"misrouted": 0, "late_from_earlier": 1, "error_frames": 0, "max_ms": max(latencies)}
+        counts |= {"offered_rate": 1000, "sender_lag_ms": lag, "frame_bytes": 1125}
+        raw = {"cpu": cpu, "wall": 1.0, "generator_cpu": 0.5, "send_seconds": 1.0, "latencies_ms": latencies}
+        return counts | {"_raw": raw}
+
+    merged = bench.merge_relays([part(1000, 0.2, [1.0] * 99 + [50.0], 3.0), part(3000, 0.4, [2.0] * 100, 1.0)])
+    assert merged["delivered"] == 4000 and merged["late_from_earlier"] == 2 and merged["delivered_ratio"] == 1.0
+    assert merged["cpu_s_per_10k"] == pytest.approx(1.5)  # 0.6 s of CPU over 4,000 frames
+    assert merged["server_cpu_util"] == pytest.approx(0.3) and merged["achieved_rate"] == pytest.approx(2000)
+    assert merged["p50_ms"] == 2.0 and merged["max_ms"] == 50.0 and merged["sender_lag_ms"] == 3.0
+    assert "_raw" not in merged
