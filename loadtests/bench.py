@@ -384,21 +384,31 @@ def run_connects(kind: str, cfg: argparse.Namespace, workdir: Path) -> dict[str,
     return figures
 
 
+def start_all(
+    stack: ExitStack, kinds: list[str], cfg: argparse.Namespace, workdir: Path
+) -> dict[str, tuple[ServerProc, GeneratorProc]]:
+    """A fresh, warmed-up process of every kind with its own generator, all up at once
+    (the ones not being measured sit idle), stopped when ``stack`` closes."""
+    servers: dict[str, tuple[ServerProc, GeneratorProc]] = {}
+    for kind in kinds:
+        server = stack.enter_context(start_server(kind, cfg.ping_interval, workdir, cfg.service_loop))
+        gen = stack.enter_context(start_generator(server.port))
+        warm_up(gen, server)
+        servers[kind] = (server, gen)
+    return servers
+
+
 def run_largest(kinds: list[str], cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """Every server up at once with the largest N connected (one after another), then
     the relay rates in alternating slices (run_relays)."""
     n = max(cfg.peers)
     figures: dict[str, dict[str, dict[str, Any]]] = {}
     with ExitStack() as stack:
-        servers: dict[str, tuple[ServerProc, GeneratorProc]] = {}
-        for kind in kinds:
-            server = stack.enter_context(start_server(kind, cfg.ping_interval, workdir, cfg.service_loop))
-            gen = stack.enter_context(start_generator(server.port))
-            warm_up(gen, server)
+        servers = start_all(stack, kinds, cfg, workdir)
+        for kind, (server, gen) in servers.items():
             log(f"{kind} ({server_loop(server)}): connect {n}")
             # The loop is a string: kept in the runs, not in the medians.
             figures[kind] = {"server": {"loop": server_loop(server)}, f"connect_{n}": run_connect(gen, server, n, cfg)}
-            servers[kind] = (server, gen)
         for kind, relays in run_relays(servers, cfg).items():
             figures[kind] |= relays
         for _, gen in servers.values():
@@ -407,14 +417,9 @@ def run_largest(kinds: list[str], cfg: argparse.Namespace, workdir: Path) -> dic
 
 
 def run_setup_phase(kinds: list[str], cfg: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
-    """A fresh process of every kind, each with its own generator, then run_setups."""
+    """Every server up at once (start_all), then run_setups."""
     with ExitStack() as stack:
-        servers: dict[str, tuple[ServerProc, GeneratorProc]] = {}
-        for kind in kinds:
-            server = stack.enter_context(start_server(kind, cfg.ping_interval, workdir, cfg.service_loop))
-            gen = stack.enter_context(start_generator(server.port))
-            warm_up(gen, server)
-            servers[kind] = (server, gen)
+        servers = start_all(stack, kinds, cfg, workdir)
         log(
             f"call setups, {cfg.setup_concurrency} at a time: {cfg.setup_seconds:g}s per server "
             f"in {cfg.setup_slices} alternating slices"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -15,7 +17,7 @@ from actors import runtime
 from actors.messages import Relay
 from actors.runtime import LoopActor
 from metrics.signaling import SignalingMetrics
-from tests.support import Closed, join, running_server, scaled
+from tests.support import Client, Closed, join, running_server, scaled
 from transport.tornado_sink import MAX_BATCH_BYTES, WebSocketSink, text_frame_header
 from transport.ws import SignalingSocket
 
@@ -104,20 +106,29 @@ def test_frame_headers_use_the_length_encodings_of_rfc_6455() -> None:
     assert text_frame_header(65536) == b"\x81\x7f" + (65536).to_bytes(8, "big")
 
 
-async def test_the_frames_one_drain_delivers_to_a_client_leave_in_one_socket_write() -> None:
-    # Issue 12: a peer's trickled candidates arrive in one read and are relayed in one
-    # drain of the Room; they leave in one stream write (one send()), not one each.
+@asynccontextmanager
+async def b_writes_recorded(room: str) -> AsyncIterator[tuple[Client, Client, SignalingSocket, list[int]]]:
+    """a and b in ``room``; yields them, a's handler and the size of every stream write
+    to b's socket. Counting the writes needs the stream itself (no public hook): its
+    method is wrapped."""
     async with running_server() as server:
-        a, _ = await join(server, "batch", "a")
-        b, _ = await join(server, "batch", "b")
+        a, _ = await join(server, room, "a")
+        b, _ = await join(server, room, "b")
         await a.recv_type("peer-joined")
         sender, receiver = handler_of("a"), handler_of("b")
         assert sender.room is not None and sender.sink is not None and receiver.ws_connection is not None
         stream = receiver.ws_connection.stream
         writes: list[int] = []
         real_write = stream.write
-        # Counting the writes needs the stream itself (no public hook): wrap its method.
         stream.write = lambda data: (writes.append(len(data)), real_write(data))[1]  # type: ignore[method-assign]
+        yield a, b, sender, writes
+
+
+async def test_the_frames_one_drain_delivers_to_a_client_leave_in_one_socket_write() -> None:
+    # Issue 12: a peer's trickled candidates arrive in one read and are relayed in one
+    # drain of the Room; they leave in one stream write (one send()), not one each.
+    async with b_writes_recorded("batch") as (a, b, sender, writes):
+        assert sender.room is not None
         sizes = [10, 200, 70_000]  # the three header lengths of RFC 6455
         for i, n in enumerate(sizes):  # told together, so the Room handles them in one drain
             data = orjson.dumps({"candidate": "x" * n, "i": i})
@@ -133,21 +144,12 @@ async def test_the_frames_one_drain_delivers_to_a_client_leave_in_one_socket_wri
 async def test_a_burst_larger_than_the_outbound_cap_goes_out_in_pieces_to_a_client_that_reads() -> None:
     # One write of a whole drain's frames could exceed max_outbound_bytes (1 MiB) and
     # close a client that reads fine as a slow reader; a burst is written in pieces.
-    async with running_server() as server:
-        a, _ = await join(server, "burst", "a")
-        b, _ = await join(server, "burst", "b")
-        await a.recv_type("peer-joined")
-        sender, receiver = handler_of("a"), handler_of("b")
-        assert sender.room is not None and sender.sink is not None and receiver.ws_connection is not None
-        stream = receiver.ws_connection.stream
-        writes: list[int] = []
-        real_write = stream.write
-        stream.write = lambda data: (writes.append(len(data)), real_write(data))[1]  # type: ignore[method-assign]
+    async with b_writes_recorded("burst") as (a, b, sender, writes):
+        assert sender.room is not None
         frames = 20  # 20 x 60 KB: more than the 1 MiB cap in one drain
         for i in range(frames):
-            sender.room.tell(
-                Relay("a", sender.sink, "offer", "b", orjson.dumps({"type": "offer", "sdp": "v" * 60_000, "i": i}))
-            )
+            data = orjson.dumps({"type": "offer", "sdp": "v" * 60_000, "i": i})
+            sender.room.tell(Relay("a", sender.sink, "offer", "b", data))
         for i in range(frames):
             assert (await b.recv_type("offer", timeout=10))["data"]["i"] == i
         assert len(writes) == frames // 2 and max(writes) < MAX_BATCH_BYTES + 61_000  # two frames a write
