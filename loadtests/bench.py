@@ -24,7 +24,8 @@ CPU is read from /proc, so the figures stay honest on a shared machine; latencie
 rates depend on the machine being otherwise idle. Every figure is the median over
 ``--repeats`` runs (servers alternate order between repeats) and comes with the
 service/floor ratio (and service/floor-uvloop). Output: JSON (``--out``) and a
-markdown table (``--md``, and stdout). Everything started is killed at the end; only 127.0.0.1 is used.
+markdown table (``--md``, and stdout). Everything started is killed at the end; only
+127.0.0.1 is used.
 """
 
 from __future__ import annotations
