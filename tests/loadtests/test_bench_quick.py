@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -35,6 +36,15 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """loadtests/bench.py as a module (it imports its siblings from its own folder)."""
+    sys.path.insert(0, str(BENCH.parent))
+    import bench as module
+
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +124,7 @@ def test_quick_bench_runs_the_floor_on_both_loops_and_the_service_on_uvloop(quic
     assert loops == {"floor": {"asyncio"}, "floor-uvloop": {"uvloop"}, "service": {"uvloop"}}
 
 
-def test_targets_are_issue_12s_and_setups_per_second_must_reach_the_floor() -> None:
-    sys.path.insert(0, str(BENCH.parent))
-    import bench
-
+def test_targets_are_issue_12s_and_setups_per_second_must_reach_the_floor(bench: ModuleType) -> None:
     cfg = bench.parse_args(["--peers", "100", "--rates", "100,500"])
     service = {"connect_100.rss_kb_per_conn": 15.0, "relay_100.p99_ms": 6.0, "relay_100.lost": 0, "relay_500.lost": 0}
     ratio = {"relay_100.cpu_s_per_10k": 0.99, "relay_500.cpu_s_per_10k": 1.01}
@@ -166,12 +173,9 @@ class FakeGenerator:
         return {"setups": self.setups, "failed": 0, "failures": [], "generator_cpu_s": 0.1, "times_ms": times}
 
 
-def test_call_setups_alternate_between_the_servers_in_slices_and_sum_them() -> None:
+def test_call_setups_alternate_between_the_servers_in_slices_and_sum_them(bench: ModuleType) -> None:
     # The machine's speed drifts over minutes: a server's setups must not all run in
     # one stretch and another's in the next, or the drift lands on one of them.
-    sys.path.insert(0, str(BENCH.parent))
-    import bench
-
     cfg = bench.parse_args(["--setup-seconds", "6", "--setup-slices", "3"])
     order: list[tuple[str, float]] = []
     servers = {}
@@ -187,10 +191,7 @@ def test_call_setups_alternate_between_the_servers_in_slices_and_sum_them() -> N
     assert figures["service"]["p99_setup_ms"] == 98.0
 
 
-def test_relay_slices_merge_into_one_figure_over_every_frame() -> None:
-    sys.path.insert(0, str(BENCH.parent))
-    import bench
-
+def test_relay_slices_merge_into_one_figure_over_every_frame(bench: ModuleType) -> None:
     def part(delivered: int, cpu: float, latencies: list[float], lag: float) -> dict[str, object]:
         counts = {"sent": delivered, "expected": delivered, "delivered": delivered, "lost": 0, "duplicates": 0}
         counts |= {"misrouted": 0, "late_from_earlier": 1, "error_frames": 0, "max_ms": max(latencies)}
