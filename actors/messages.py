@@ -1,15 +1,16 @@
 """Every mailbox message the Hub and Room actors accept, and the replies they give.
 
-Messages are frozen dataclasses sent with ``tell``; where the sender needs an answer
+Messages are frozen (``actors.frozen``) dataclasses sent with ``tell``; where the sender needs an answer
 the message carries a ``reply`` future (a ``runtime.LoopFuture``) that the Room sets,
 so a join is answered by the Room itself after the Hub forwarded it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from actors.frozen import frozen
 from actors.ids import ClientId, RoomId
 from actors.sink import ClientSink
 
@@ -39,7 +40,7 @@ class RoomRef(Protocol):
 # -- joins and leaves: the transport tells the Hub, the Hub forwards to the Room --
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reserve:
     """REST join: hold ``client_id`` as a stub until its WebSocket arrives."""
 
@@ -49,7 +50,7 @@ class Reserve:
     proof: int | None = None  # ``exp`` of the token issued with it
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Connect:
     """A WebSocket arrived for ``client_id``; reply is ``Joined`` or a JoinRefused.
 
@@ -65,7 +66,7 @@ class Connect:
     proof: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Disconnect:
     """The connection behind ``sink`` closed (only that connection: not a replacement).
 
@@ -79,7 +80,7 @@ class Disconnect:
     abnormal: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Joined:
     """Reply to Connect: where to send this client's frames from now on."""
 
@@ -90,7 +91,7 @@ class Joined:
 # -- room traffic: the transport tells the Room directly --
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Relay:
     """A validated signaling frame from ``sender`` (``to`` None: every other member).
 
@@ -105,12 +106,12 @@ class Relay:
     received_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExpireStubs:
     """Timer tick: drop REST stubs whose WebSocket never came."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CloseAll:
     """Close every client of the room (shutdown) and forget them."""
 
@@ -121,7 +122,7 @@ class CloseAll:
 # -- room to Hub --
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RoomIdle:
     """The room has no members; ``joins_seen`` lets the Hub see a join still in flight."""
 
@@ -130,7 +131,7 @@ class RoomIdle:
     joins_seen: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RoomFailed:
     room_id: RoomId
     room: pykka.ActorRef[Any]
@@ -139,7 +140,7 @@ class RoomFailed:
 # -- to the Hub from the server --
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Shutdown:
     """Close every client with ``code``, stop every room; reply when done."""
 
@@ -148,7 +149,7 @@ class Shutdown:
     reply: LoopFuture[None] = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GetRoom:
     """Reply with the room's ref, or None (diagnostics and tests; never on a hot path)."""
 

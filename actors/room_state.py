@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from actors.errors import ClientIdTaken, FrameError, PeerQueueFull, RoomFull, UnknownPeer
+from actors.frozen import frozen
 from actors.ids import ClientId, RoomId
 from actors.messages import Relay
 from actors.seats import Take, claim_seat
@@ -47,13 +48,13 @@ class Member:
     proof: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Delivery:
     sink: ClientSink
     frame: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RelayResult:
     """What became of one relayed frame: ``outcome`` is delivered, held or rejected.
 

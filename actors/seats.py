@@ -18,10 +18,10 @@ Plain code (no I/O), tested with a table in tests/actors/test_seats.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
 from actors.errors import ClientIdTaken, Unauthorized
+from actors.frozen import frozen
 
 
 class Take(Enum):
@@ -30,7 +30,7 @@ class Take(Enum):
     TAKE_OVER = "take-over"  # a connected seat: close its old connection as replaced
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SeatClaim:
     take: Take
     proof: int | None  # the seat's proof from now on

@@ -8,16 +8,16 @@ tables. What a seat then allows is the Room's decision (actors/seats.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from actors.errors import Forbidden, JoinRefused, RoomUnavailable, ShuttingDown, TooManyRequests, Unauthorized
+from actors.frozen import frozen
 from actors.ids import ClientId, RoomId
 from transport.schemas import parse_ws_query
 from transport.tokens import TokenIssuer
 from transport.wire_codes import close_code
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Admission:
     """Who joins: the ids from the query and the proof their token gives (actors/seats.py)."""
 
@@ -63,7 +63,7 @@ def token_proof(
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class JoinFailure:
     """How a WebSocket join that did not succeed ends.
 

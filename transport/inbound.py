@@ -8,16 +8,15 @@ signal, answer an error frame (the socket stays open) or close. ws.py's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from actors.errors import BinaryFrame, FrameError, FrameTooLarge, FromMismatch, RateLimited
+from actors.frozen import frozen
 from actors.ids import ClientId
 from transport.limits import TokenBucket
 from transport.schemas import Signal, parse_signal
 from transport.wire_codes import CLOSE_POLICY
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Verdict:
     """``received``: the frame's label in signaling_frames_received_total (its type,
     ``invalid``, or ``unparsed`` when refused before parsing). Then exactly one of:

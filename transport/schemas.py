@@ -9,13 +9,13 @@ Every failure becomes one ``InvalidMessage``/``InvalidRequest`` with a short tex
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from actors.errors import InvalidJson, InvalidMessage, InvalidRequest
+from actors.frozen import frozen
 from actors.ids import ID_PATTERN, ClientId, RoomId
 
 MAX_SDP_CHARS = 256 * 1024  # above any real SDP; the frame size cap usually bites first
@@ -78,7 +78,7 @@ _ENVELOPE = EnvelopeSchema()
 _DATA = {"offer": OfferSchema(), "answer": AnswerSchema(), "ice-candidate": IceCandidateSchema()}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Signal:
     type: str
     to: ClientId | None
