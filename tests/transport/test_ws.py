@@ -11,7 +11,7 @@ import pytest
 
 from loadtests import wire
 from tests.support import Client, ServerFactory, connect, http, join, running_server, sample_data, scaled
-from transport.server import Server
+from transport.server import READ_CHUNK_BYTES, Server
 
 SECRET = "s" * 40
 
@@ -65,6 +65,20 @@ async def test_offer_answer_and_ice_are_forwarded_to_the_addressed_peer_with_fro
     assert (await b.recv())["from"] == "a"
     for x in (a, b, c):
         x.close()
+
+
+async def test_a_frame_that_spans_many_socket_reads_arrives_whole(server: Server) -> None:
+    # Reads are READ_CHUNK_BYTES each (not Tornado's 64 KB, which it zero-fills per
+    # read): a 40 KB offer takes several reads, and the REST join's body one.
+    assert server.http.read_chunk_size == READ_CHUNK_BYTES < 40_000
+    a, _ = await join(server, "big", "a")
+    b, _ = await join(server, "big", "b")
+    await a.recv_type("peer-joined")
+    offer = {"type": "offer", "sdp": "v=0\r\n" + "a=x-pad:" + "x" * 40_000 + "\r\n"}
+    a.send({"type": "offer", "to": "b", "data": offer})
+    assert await b.recv() == {"type": "offer", "from": "a", "data": offer}
+    a.close()
+    b.close()
 
 
 @pytest.mark.parametrize(
