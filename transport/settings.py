@@ -217,6 +217,11 @@ class Settings:
         return bool(self.secret)
 
     def ice_server_list(self) -> list[dict[str, Any]]:
+        """--ice-servers, parsed once: every REST join answers it (never mutated)."""
+        return self._ice_servers
+
+    @functools.cached_property
+    def _ice_servers(self) -> list[dict[str, Any]]:
         try:
             servers = json.loads(self.ice_servers)
         except ValueError as exc:

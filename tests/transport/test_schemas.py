@@ -7,12 +7,16 @@ import os
 import orjson
 import pytest
 from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from actors.errors import InvalidJson, InvalidMessage, InvalidRequest
-from tests.strategies import json_values, mutated_frames, valid_frames
+from tests.strategies import ids, json_values, mutated_frames, valid_frames
 from transport.schemas import (
     MAX_NESTING,
     fast_check,
+    fast_join_check,
+    join_schema_check,
     parse_join_body,
     parse_signal,
     parse_ws_query,
@@ -164,6 +168,26 @@ def test_the_fast_path_accepts_exactly_what_the_schemas_accept(raw: object) -> N
         expected = None
     fast = fast_check(raw)
     assert fast == expected, (raw, fast, expected)
+
+
+@settings(max_examples=int(os.environ.get("SIGNALING_FUZZ_EXAMPLES", "150")) * 2, deadline=None)
+@given(
+    raw=st.dictionaries(st.sampled_from(["roomId", "clientId", "x"]), ids | json_values, max_size=3),
+    room_in_path=st.booleans(),
+)
+@example(raw={"roomId": "r", "clientId": "c"}, room_in_path=False)
+@example(raw={"clientId": "c\n"}, room_in_path=True)
+def test_the_join_body_fast_path_accepts_only_what_the_schema_accepts_unchanged(
+    raw: dict[str, object], room_in_path: bool
+) -> None:
+    try:
+        expected = join_schema_check(raw, room_in_path)
+    except ValidationError:
+        expected = None
+    if fast_join_check(raw, room_in_path):
+        assert expected == raw, raw
+    else:
+        assert expected is None, raw  # what the schema takes, the fast path takes too
 
 
 def _nested_frame(levels: int) -> str:
