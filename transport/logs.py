@@ -52,12 +52,29 @@ def log_request(handler: RequestHandler) -> None:
     )
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s"
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s")
+        super().__init__(TEXT_FORMAT)
+        self._stamp = (-1, "")  # (second, its local time text): one strftime a second
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        stamp = self._stamp
+        if stamp[0] != second:
+            stamp = self._stamp = (second, time.strftime(self.default_time_format, self.converter(record.created)))
+        return f"{stamp[1]},{int(record.msecs):03d}"  # as default_msec_format
 
     def format(self, record: logging.LogRecord) -> str:
-        line = redact(super().format(record))
+        if record.exc_info or record.exc_text or record.stack_info:
+            line = super().format(record)  # a traceback: the stock layout
+        else:
+            # The same line as the format string above, without its general machinery.
+            record.message = record.getMessage()
+            line = f"{self.formatTime(record)} {record.levelname} [{record.threadName}] {record.name}: {record.message}"
+        line = redact(line)
         ids = " ".join(f"{key}={getattr(record, key)}" for key in ID_FIELDS if getattr(record, key, None) is not None)
         return f"{line} {ids}" if ids else line
 

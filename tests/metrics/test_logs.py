@@ -19,7 +19,7 @@ from tornado.httpclient import HTTPClientError
 
 from tests.metrics.tools import traffic
 from tests.support import connect, http, join, scaled, server_process
-from transport.logs import JsonFormatter, TextFormatter
+from transport.logs import TEXT_FORMAT, JsonFormatter, TextFormatter
 
 pytestmark = pytest.mark.slow
 
@@ -146,6 +146,16 @@ def test_the_text_formatter_appends_the_ids_it_knows() -> None:
     line = TextFormatter().format(record(room="r1", client="c1"))
     assert line.endswith("actors.room: room r1 failed room=r1 client=c1") and "[MainThread]" in line
     assert TextFormatter().format(record(room="r1")).endswith("room r1 failed room=r1")
+
+
+def test_the_text_formatter_writes_the_stock_formatters_line_across_seconds() -> None:
+    # Its fast path (no traceback) and its one-strftime-a-second clock must not change a line.
+    stock = logging.Formatter(TEXT_FORMAT)
+    ours = TextFormatter()
+    for created in (1_700_000_000.998, 1_700_000_000.999, 1_700_000_001.0, 1_700_000_003.5, 1_700_000_002.25):
+        rec = record()
+        rec.created, rec.msecs = created, (created - int(created)) * 1000
+        assert ours.format(rec) == stock.format(rec)
 
 
 @pytest.mark.parametrize("fmt, mode", [("text", "open"), ("json", "token")])
