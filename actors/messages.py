@@ -1,8 +1,9 @@
 """Every mailbox message the Hub and Room actors accept, and the replies they give.
 
-Messages are frozen (``actors.frozen``) dataclasses sent with ``tell``; where the sender needs an answer
-the message carries a ``reply`` future (a ``runtime.LoopFuture``) that the Room sets,
-so a join is answered by the Room itself after the Hub forwarded it.
+Messages are frozen dataclasses (``actors.frozen``) sent with ``tell``; where the
+sender needs an answer the message carries a ``reply`` future (a
+``runtime.LoopFuture``) that the Room sets, so a join is answered by the Room itself
+after the Hub forwarded it.
 """
 
 from __future__ import annotations

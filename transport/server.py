@@ -39,10 +39,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("transport.server")  # not __main__ under python -m
 
 # Bytes a socket read asks for (Tornado's read_chunk_size, through HTTPServer's
-# chunk_size). Tornado zero-fills a fresh buffer of this size for every read: at its
-# 64 KB default that memset was ~9% of a call setup's instructions (callgrind), for
-# reads of a few hundred bytes. A browser's SDP offer (4-8 KB) still takes one read,
-# a larger one two or three: a system call each, against a 64 KB memset per read.
+# chunk_size). Tornado zero-fills a fresh buffer of this size for every read, most
+# of them a few hundred bytes: at its 64 KB default that memset was ~9% of a call
+# setup's instructions under callgrind (which counts it per byte; in time ~1 us a
+# read). A browser's SDP offer (4-8 KB) still takes one read, a larger one a few.
 READ_CHUNK_BYTES = 8 * 1024
 
 
