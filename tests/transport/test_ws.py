@@ -69,7 +69,7 @@ async def test_offer_answer_and_ice_are_forwarded_to_the_addressed_peer_with_fro
 
 async def test_a_frame_that_spans_many_socket_reads_arrives_whole(server: Server) -> None:
     # Reads are READ_CHUNK_BYTES each (not Tornado's 64 KB, which it zero-fills per
-    # read): a 40 KB offer takes several reads, and the REST join's body one.
+    # read): a 40 KB offer takes several, and must reach its peer whole.
     assert server.http.read_chunk_size == READ_CHUNK_BYTES < 40_000
     a, _ = await join(server, "big", "a")
     b, _ = await join(server, "big", "b")
