@@ -20,13 +20,21 @@ process-global switch (main() calls it as well; that is harmless).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client import CollectorRegistry, Gauge, Info
 from prometheus_client.metrics_core import Metric
 
-_M = TypeVar("_M", bound=MetricWrapperBase)
+from metrics.loop_collectors import LoopCounter, LoopGauge, LoopHistogram
+
+
+class Collector(Protocol):
+    def describe(self) -> Iterable[Metric]: ...
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
+_M = TypeVar("_M", bound=Collector)
 
 # -- the label values the service produces (kept in step with actors/errors.py by a test) --
 
@@ -91,7 +99,7 @@ class _WithoutCreated:
     ``registry.get_sample_value`` alike, without touching process-global state.
     """
 
-    def __init__(self, collectors: Sequence[MetricWrapperBase]) -> None:
+    def __init__(self, collectors: Sequence[Collector]) -> None:
         self._collectors = tuple(collectors)
 
     def describe(self) -> Iterable[Metric]:
@@ -106,163 +114,145 @@ class _WithoutCreated:
 
 
 class SignalingMetrics:
-    """What every layer counts. Methods are called on the IOLoop thread (handlers and
-    loop-hosted actors both); prometheus-client's collectors are thread-safe anyway."""
+    """What every layer counts. Methods are called on the IOLoop thread only (handlers
+    and loop-hosted actors both), which also serves /metrics: the counters, histograms
+    and up-down gauges are plain numbers (metrics/loop_collectors.py). Gauges read at
+    scrape time and the build info stay prometheus-client's own."""
 
     def __init__(self, registry: CollectorRegistry | None = None, version: str = "0") -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        own: list[MetricWrapperBase] = []
+        own: list[Collector] = []
 
         def add(metric: _M) -> _M:
             own.append(metric)
             return metric
 
         # Created with registry=None: _WithoutCreated registers them all at the end.
-        self._clients = add(
-            Gauge("signaling_connected_clients", "WebSocket clients currently joined to a room", registry=None)
-        )
-        self._rooms = add(Gauge("signaling_rooms", "Room actors currently live", registry=None))
+        self._clients = add(LoopGauge("signaling_connected_clients", "WebSocket clients currently joined to a room"))
+        self._rooms = add(LoopGauge("signaling_rooms", "Room actors currently live"))
         self._joins = add(
-            Counter(
+            LoopCounter(
                 "signaling_joins_total",
                 "Join attempts by path (rest: POST /rooms/join, ws: WebSocket) and outcome (ok or the refusal code)",
                 ["path", "outcome"],
-                registry=None,
             )
         )
         self._frames_in = add(
-            Counter(
+            LoopCounter(
                 "signaling_frames_received_total",
                 "Inbound WebSocket frames by message type ('invalid' when they failed to parse, 'unparsed' when "
                 "refused before parsing: rate-limited, or on a socket whose join was refused)",
                 ["type"],
-                registry=None,
             )
         )
         self._messages = add(
-            Counter(
+            LoopCounter(
                 "signaling_messages_total",
                 "Relayed signaling messages by type and outcome: delivered (one per receiver), held for a peer "
                 "whose WebSocket has not arrived, or rejected (with the reason)",
                 ["type", "outcome", "reason"],
-                registry=None,
             )
         )
         self._frame_errors = add(
-            Counter(
+            LoopCounter(
                 "signaling_frame_errors_total",
                 "Inbound frames answered with an error frame before reaching a room, by error code",
                 ["code"],
-                registry=None,
             )
         )
         self._closes = add(
-            Counter(
+            LoopCounter(
                 "signaling_closes_total",
                 "WebSocket connections closed by the server, by close code",
                 ["code"],
-                registry=None,
             )
         )
         self._relayed = add(
-            Counter(
+            LoopCounter(
                 "signaling_relayed_frames_total",
                 "Inbound frames handed to a room, by what became of each: delivered (to at least one member), "
                 "held, or rejected (signaling_messages_total has the reason)",
                 ["outcome"],
-                registry=None,
             )
         )
         self._inbound_dropped = add(
-            Counter(
+            LoopCounter(
                 "signaling_inbound_dropped_total",
                 "Inbound frames neither answered nor handed to a room, by reason (join-refused)",
                 ["reason"],
-                registry=None,
             )
         )
         self._proxy_headers = add(
-            Counter(
+            LoopCounter(
                 "signaling_untrusted_proxy_headers_total",
                 "Requests (REST joins, WebSocket upgrades) carrying X-Real-IP or X-Forwarded-For while "
                 "--trust-proxy is off: the header was ignored, the client IP is the TCP peer's",
-                registry=None,
             )
         )
         self._outbound_dropped = add(
-            Counter(
+            LoopCounter(
                 "signaling_outbound_dropped_total",
                 "Frames for a client that could not be written, by reason (connection-closed, slow-reader)",
                 ["reason"],
-                registry=None,
             )
         )
         self._slow_readers = add(
-            Counter(
+            LoopCounter(
                 "signaling_slow_reader_disconnects_total",
                 "Clients closed (1013) because their outbound buffer filled up",
-                registry=None,
             )
         )
         self._drops = add(
-            Counter(
+            LoopCounter(
                 "signaling_abnormal_disconnects_total",
                 "Clients whose connection ended without a close handshake (network loss, ping timeout); "
                 "their seat is held for the reconnect grace",
-                registry=None,
             )
         )
         self._seats = add(
-            Counter(
+            LoopCounter(
                 "signaling_held_seats_total",
                 "How held seats ended: resumed (the client came back in time) or expired (peer-left sent)",
                 ["outcome"],
-                registry=None,
             )
         )
         self._replaced = add(
-            Counter(
+            LoopCounter(
                 "signaling_replaced_connections_total",
                 "Connections taken over (4410) by a newer connection of the same client with a valid token",
-                registry=None,
             )
         )
         self._held_expired = add(
-            Counter(
+            LoopCounter(
                 "signaling_held_expired_total",
                 "Held frames dropped because their receiver's seat expired before its WebSocket came",
-                registry=None,
             )
         )
         self._room_failures = add(
-            Counter(
+            LoopCounter(
                 "signaling_room_failures_total",
                 "Room actors that crashed (their clients were closed with 4500)",
-                registry=None,
             )
         )
         self._room_peak = add(
-            Histogram(
+            LoopHistogram(
                 "signaling_room_peak_members",
                 "Most members a room had at once, observed when the room closes",
                 buckets=ROOM_SIZE_BUCKETS,
-                registry=None,
             )
         )
         self._relay_latency = add(
-            Histogram(
+            LoopHistogram(
                 "signaling_relay_latency_seconds",
                 "Time from a frame being received to it being handed to the receiver's socket",
                 buckets=LATENCY_BUCKETS,
-                registry=None,
             )
         )
         self._call_setup = add(
-            Histogram(
+            LoopHistogram(
                 "signaling_call_setup_seconds",
                 "Time from an offer being received to its answer being delivered back, per pair of peers",
                 buckets=CALL_SETUP_BUCKETS,
-                registry=None,
             )
         )
         self._mailbox = add(
@@ -302,13 +292,10 @@ class SignalingMetrics:
                 self._messages.labels(type_, REJECTED, reason)
         self._frames_in.labels("invalid")
         self._frames_in.labels("unparsed")
-        # Per-frame hot path: children looked up once.
-        self._relayed_children = {outcome: self._relayed.labels(outcome) for outcome in RELAY_OUTCOMES}
+        for outcome in RELAY_OUTCOMES:
+            self._relayed.labels(outcome)
         for reason in INBOUND_DROP_REASONS:
             self._inbound_dropped.labels(reason)
-        # Children for the per-message calls; label sets are few and fixed (see above).
-        self._frames_in_children: dict[str, Any] = {}
-        self._message_children: dict[tuple[str, str, str], Any] = {}
         for code in FRAME_ERROR_CODES:
             self._frame_errors.labels(code)
         for close_code in (*CLOSE_CODES, *TORNADO_CLOSE_CODES):
@@ -350,25 +337,17 @@ class SignalingMetrics:
     # -- frames and messages --
 
     def frame_received(self, type_: str) -> None:
-        # Per-frame hot path: the labelled child is looked up once, then cached.
-        child = self._frames_in_children.get(type_)
-        if child is None:
-            child = self._frames_in_children[type_] = self._frames_in.labels(type_)
-        child.inc()
+        self._frames_in.labels(type_).inc()
 
     def frame_error(self, code: str) -> None:
         self._frame_errors.labels(code).inc()
 
     def message(self, type_: str, outcome: str, reason: str = "", count: int = 1) -> None:
-        key = (type_, outcome, reason)
-        child = self._message_children.get(key)
-        if child is None:
-            child = self._message_children[key] = self._messages.labels(type_, outcome, reason)
-        child.inc(count)
+        self._messages.labels(type_, outcome, reason).inc(count)
 
     def frame_relayed(self, outcome: str, count: int = 1) -> None:
         """One per inbound frame a room handled (or could not: rejected), whatever its fan-out."""
-        self._relayed_children[outcome].inc(count)
+        self._relayed.labels(outcome).inc(count)
 
     def inbound_dropped(self, reason: str) -> None:
         self._inbound_dropped.labels(reason).inc()
@@ -434,46 +413,42 @@ class ClusterMetrics:
     """What the Redis link counts; called on the loop thread (transport/cluster.py)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        own: list[MetricWrapperBase] = []
+        own: list[Collector] = []
 
         def add(metric: _M) -> _M:
             own.append(metric)
             return metric
 
         self._frames = add(
-            Counter(
+            LoopCounter(
                 "signaling_cluster_frames_total",
                 "Messages between backends through Redis (frames relayed for a client on another backend, and "
                 "their joins and leaves), by direction: sent or received",
                 ["direction"],
-                registry=None,
             )
         )
         self._dropped = add(
-            Counter(
+            LoopCounter(
                 "signaling_cluster_frames_dropped_total",
                 "Cross-backend messages not delivered, by reason (link-down, publish-failed, no-subscriber, "
                 "stale-epoch, unknown-attachment, malformed); the affected clients are closed with 4502",
                 ["reason"],
-                registry=None,
             )
         )
         self._leases = add(
-            Counter(
+            LoopCounter(
                 "signaling_cluster_lease_events_total",
                 "Room lease events on this backend: claimed, released, lost (taken over or expired unrenewed), "
                 "renew-failed (Redis unreachable while the lease was valid)",
                 ["event"],
-                registry=None,
             )
         )
         self._leases_held = add(Gauge("signaling_cluster_leases", "Room leases this backend holds", registry=None))
         self._roundtrip = add(
-            Histogram(
+            LoopHistogram(
                 "signaling_redis_roundtrip_seconds",
                 "Time from sending a command or pipeline to Redis to its answer",
                 buckets=REDIS_BUCKETS,
-                registry=None,
             )
         )
         self._up = add(
