@@ -45,10 +45,18 @@ def log_request(handler: RequestHandler) -> None:
     """Tornado's access log line (its ``log_function`` setting) with the path, not the
     URI: ``/ws?roomId=..&token=..`` would put the client's token in the log."""
     status = handler.get_status()
-    method = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if not access_log.isEnabledFor(level):  # INFO is off by default (setup): skip the arguments
+        return
     request = handler.request
-    method(
-        "%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000.0 * request.request_time()
+    access_log.log(
+        level,
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        request.path,
+        request.remote_ip,
+        1000.0 * request.request_time(),
     )
 
 
