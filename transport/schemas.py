@@ -9,7 +9,7 @@ Every failure becomes one ``InvalidMessage``/``InvalidRequest`` with a short tex
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
@@ -113,8 +113,11 @@ def parse_signal(text: str | bytes) -> Signal:
         envelope = schema_check(raw)
     data = raw["data"]
     # fast_check saw a flat envelope; only containers inside data can nest further.
-    if any(type(value) in _CONTAINERS for value in data.values()) and nesting(data) > MAX_NESTING - 1:
-        raise InvalidMessage(NESTED_TOO_DEEPLY)
+    for value in data.values():
+        if type(value) in _CONTAINERS:
+            if nesting(data) > MAX_NESTING - 1:
+                raise InvalidMessage(NESTED_TOO_DEEPLY)
+            break
     return Signal(raw["type"], envelope[0], envelope[1], orjson.dumps(data))
 
 
@@ -189,51 +192,56 @@ def _forget_traceback(exc: ValidationError) -> None:
 
 
 _ENVELOPE_KEYS = frozenset(("type", "to", "from", "data"))
-_ABSENT = object()
 
 
 def fast_check(raw: Any) -> tuple[ClientId | None, ClientId | None] | None:
     """(to, from) if the frame is certainly valid; None means "ask the schemas".
 
-    The hot path: a relayed frame costs ~50 us in marshmallow and ~2 us here.
+    The hot path: a relayed frame costs ~50 us in marshmallow and ~1 us here. Written
+    out test by test, without helpers or generator expressions: every relayed frame
+    runs it (an ICE candidate took 2.1 us with them, 1.0 us without).
     """
     if type(raw) is not dict or not raw.keys() <= _ENVELOPE_KEYS:
         return None
-    kind, data = raw.get("type"), raw.get("data")
+    data = raw.get("data")
     if type(data) is not dict:
         return None
-    to, sender = raw.get("to", _ABSENT), raw.get("from", _ABSENT)
-    for value in (to, sender):
-        if value is not _ABSENT and (type(value) is not str or not ID_PATTERN.match(value)):
+    to = raw.get("to")
+    if to is None:
+        if "to" in raw:
             return None
+    elif type(to) is not str or not ID_PATTERN.match(to):
+        return None
+    sender = raw.get("from")
+    if sender is None:
+        if "from" in raw:
+            return None
+    elif type(sender) is not str or not ID_PATTERN.match(sender):
+        return None
+    kind = raw.get("type")
     if kind == "ice-candidate":
-        ok = (
-            _short_str(data.get("candidate", _ABSENT), MAX_CANDIDATE_CHARS)
-            and all(_optional_str(data.get(key), limit) for key, limit in (("sdpMid", 64), ("usernameFragment", 256)))
-            and _optional_index(data.get("sdpMLineIndex"))
-        )
+        candidate = data.get("candidate")
+        if type(candidate) is not str or len(candidate) > MAX_CANDIDATE_CHARS:
+            return None
+        mid = data.get("sdpMid")
+        if mid is not None and (type(mid) is not str or len(mid) > 64):
+            return None
+        fragment = data.get("usernameFragment")
+        if fragment is not None and (type(fragment) is not str or len(fragment) > 256):
+            return None
+        index = data.get("sdpMLineIndex")
+        if index is not None and (type(index) is not int or not 0 <= index <= 65535):
+            return None
     elif kind == "offer" or kind == "answer":
-        description = data.get("type")
-        ok = (description == "offer" if kind == "offer" else description in ("answer", "pranswer")) and _short_str(
-            data.get("sdp", _ABSENT), MAX_SDP_CHARS
-        )
+        description = data.get("type")  # an answer's may also be "pranswer"
+        if description != kind and (kind == "offer" or description != "pranswer"):
+            return None
+        sdp = data.get("sdp")
+        if type(sdp) is not str or len(sdp) > MAX_SDP_CHARS:
+            return None
     else:
         return None
-    if not ok:
-        return None
-    return (None if to is _ABSENT else to), (None if sender is _ABSENT else sender)
-
-
-def _short_str(value: Any, limit: int) -> bool:
-    return type(value) is str and len(value) <= limit
-
-
-def _optional_str(value: Any, limit: int) -> bool:
-    return value is None or _short_str(value, limit)
-
-
-def _optional_index(value: Any) -> bool:
-    return value is None or (type(value) is int and 0 <= value <= 65535)
+    return cast("tuple[ClientId | None, ClientId | None]", (to, sender))  # ids, checked above
 
 
 class JoinBodySchema(Schema):

@@ -13,7 +13,9 @@ from marshmallow import ValidationError
 from actors.errors import InvalidJson, InvalidMessage, InvalidRequest
 from tests.strategies import ids, json_values, mutated_frames, valid_frames
 from transport.schemas import (
+    MAX_CANDIDATE_CHARS,
     MAX_NESTING,
+    MAX_SDP_CHARS,
     fast_check,
     fast_join_check,
     join_schema_check,
@@ -161,6 +163,14 @@ def test_invalid_ws_queries(query: dict) -> None:
 @example(raw={"type": "ice-candidate", "data": {"candidate": "c", "sdpMLineIndex": True}})
 @example(raw={"type": "ice-candidate", "data": {"candidate": "c", "sdpMLineIndex": 65536}})
 @example(raw={"type": "offer", "data": {"type": "offer", "sdp": "x"}, "to": "a\n"})
+@example(raw={"type": "offer", "data": {"type": "pranswer", "sdp": "x"}})
+@example(raw={"type": "answer", "data": {"type": "pranswer", "sdp": "x"}})
+@example(raw={"type": "ice-candidate", "data": {"candidate": "c", "sdpMid": "m" * 64}})
+@example(raw={"type": "ice-candidate", "data": {"candidate": "c", "sdpMid": "m" * 65}})
+@example(raw={"type": "ice-candidate", "data": {"candidate": "c", "usernameFragment": "u" * 257}})
+@example(raw={"type": "ice-candidate", "data": {"candidate": "c" * (MAX_CANDIDATE_CHARS + 1)}})
+@example(raw={"type": "answer", "data": {"type": "answer", "sdp": "s" * (MAX_SDP_CHARS + 1)}})
+@example(raw={"type": "offer", "from": None, "data": {"type": "offer", "sdp": "x"}})
 def test_the_fast_path_accepts_exactly_what_the_schemas_accept(raw: object) -> None:
     try:
         expected = schema_check(raw)
