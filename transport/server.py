@@ -26,7 +26,7 @@ from actors.errors import CLOSE_GOING_AWAY
 from actors.hub import Hub
 from actors.messages import Shutdown
 from metrics.signaling import SignalingMetrics
-from transport import logs
+from transport import ioloop, logs
 from transport import settings as settings_module
 from transport.app import make_app, make_metrics_app
 from transport.context import ServiceContext
@@ -72,6 +72,7 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
+        ioloop.install()  # before any Tornado server or stream exists on this loop
         self.cluster: Cluster | None = None
         if s.redis:
             # Imported here: only cluster mode needs (or imports) redis.
