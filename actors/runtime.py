@@ -31,7 +31,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pykka
 from pykka import messages as pykka_messages
@@ -112,8 +112,11 @@ class LoopFuture(pykka.ThreadingFuture[T]):
     def _wake_waiters(self) -> None:
         with self._condition:
             waiters, self._waiters = self._waiters, []
+        if not waiters:
+            return
+        running = _running_loop()
         for loop, waiter in waiters:
-            if _loop_running_here() and asyncio.get_running_loop() is loop:
+            if loop is running:
                 _resolve(waiter)
             else:
                 loop.call_soon_threadsafe(_resolve, waiter)
@@ -163,6 +166,10 @@ class LoopFuture(pykka.ThreadingFuture[T]):
         with it into the rare full collections (issue 10). So the finished frames are
         cleared and the future keeps only the exception's type: an awaited future has
         one consumer, and a later ``get`` still raises that type."""
+        # The common case without Pykka's lock and get(): a result is set once, under the
+        # lock. (No local for it: the frame below would hold the exception it raises.)
+        if self._result is not None and self._result.exc_info is None:
+            return cast(T, self._result.value)
         try:
             return self.get(timeout=0)
         except BaseException as exc:
@@ -183,12 +190,15 @@ def _time_out(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(TimeoutError())
 
 
-def _loop_running_here() -> bool:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
-        asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        return None
+
+
+def _loop_running_here() -> bool:
+    return _running_loop() is not None
 
 
 class LoopInbox:
