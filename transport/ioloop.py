@@ -1,4 +1,4 @@
-"""Tornado's bridge to the asyncio loop, removing socket readers one loop pass late.
+"""Tornado's bridge to the asyncio loop, removing a socket's reader only when it matters.
 
 Tornado's IOStream stops watching a socket for reads whenever it has served a read and
 bytes are left in its buffer (the next WebSocket frame of the same TCP segment, a
@@ -8,12 +8,12 @@ the network. On uvloop each pair is a new libuv poll handle and six epoll_ctl ca
 (strace: 6 per relayed frame, on the floor relay on uvloop as well); on asyncio's own
 loop two.
 
-Here a removal waits for the callbacks the read scheduled, which run in the loop's
-next pass (the coroutine that takes the frame and asks for the next one): if Tornado
-has asked for reads again by then, nothing changes; if not, the reader goes then.
-Meanwhile a read event for that socket is ignored, as if the reader were gone: epoll
-is level-triggered, so the event comes back once reads are wanted again. Closing a
-stream (remove_handler) still removes its reader at once.
+Here a reader Tornado drops stays registered, marked unwanted, until the socket
+becomes readable: then it goes, without the stream hearing of it, as if it had gone
+at once (epoll is level-triggered: the event comes back once reads are wanted again).
+If Tornado asks for reads again first, which the frame loop nearly always does within
+the same pass, nothing was changed. Closing a stream (remove_handler) still removes
+its reader at once.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ class LazyReaderLoop(AsyncIOMainLoop):
 
     def initialize(self, **kwargs: Any) -> None:  # type: ignore[override]  # as AsyncIOMainLoop's
         self._unwanted: set[int] = set()  # fds whose reader Tornado has dropped
-        self._sweep_scheduled = False
         super().initialize(**kwargs)
 
     def update_handler(self, fd: _Selectable, events: int) -> None:
@@ -41,10 +40,7 @@ class LazyReaderLoop(AsyncIOMainLoop):
             self._unwanted.discard(fileno)
         elif fileno in self.readers:
             self._unwanted.add(fileno)
-            events |= IOLoop.READ  # kept until _sweep
-            if not self._sweep_scheduled:
-                self._sweep_scheduled = True
-                self.asyncio_loop.call_soon(self._sweep)
+            events |= IOLoop.READ  # kept until the socket is readable
         super().update_handler(fd, events)
 
     def remove_handler(self, fd: _Selectable) -> None:
@@ -53,14 +49,11 @@ class LazyReaderLoop(AsyncIOMainLoop):
 
     def _handle_events(self, fd: int, events: int) -> None:
         if events == IOLoop.READ and fd in self._unwanted:
-            return  # reads are not wanted: as if the reader were gone
+            # Reads are not wanted: remove the reader now, as Tornado asked (a later
+            # update_handler or remove_handler forgets the mark).
+            super().update_handler(fd, IOLoop.WRITE if fd in self.writers else 0)
+            return
         super()._handle_events(fd, events)
-
-    def _sweep(self) -> None:
-        self._sweep_scheduled = False
-        unwanted, self._unwanted = self._unwanted, set()
-        for fileno in unwanted:
-            super().update_handler(fileno, IOLoop.WRITE if fileno in self.writers else 0)
 
 
 def install() -> IOLoop:
