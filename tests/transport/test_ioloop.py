@@ -26,6 +26,14 @@ async def next_pass() -> None:
     await asyncio.sleep(0)
 
 
+async def read_leaving_a_byte(stream: IOStream, peer: socket.socket) -> None:
+    """A read served from the socket that leaves a byte in the stream's buffer, after
+    which Tornado drops the stream's reader."""
+    first = stream.read_bytes(1)  # waits on the socket: Tornado adds its reader
+    peer.sendall(b"ab")
+    assert await first == b"a"  # "b" stays buffered
+
+
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[LazyReaderLoop, IOStream, socket.socket, list[str]]]:
     loop = ioloop.install()
@@ -56,9 +64,7 @@ async def test_a_reader_asked_for_again_within_the_pass_is_never_removed(
     pair: tuple[LazyReaderLoop, IOStream, socket.socket, list[str]],
 ) -> None:
     loop, stream, peer, calls = pair
-    first = stream.read_bytes(1)  # waits on the socket: Tornado adds its reader
-    peer.sendall(b"ab")
-    assert await first == b"a"  # "b" stays buffered: Tornado drops the reader
+    await read_leaving_a_byte(stream, peer)
     # As a frame loop does: the next read at once, for more than is buffered.
     more = stream.read_bytes(2)
     await next_pass()
@@ -73,9 +79,7 @@ async def test_an_unwanted_reader_stays_until_the_socket_is_readable_then_goes_u
 ) -> None:
     loop, stream, peer, calls = pair
     fd = stream.fileno().fileno()
-    first = stream.read_bytes(1)
-    peer.sendall(b"ab")
-    assert await first == b"a"  # "b" stays buffered: Tornado drops the reader
+    await read_leaving_a_byte(stream, peer)
     await next_pass()
     assert fd in loop.readers and calls == ["add"]  # nothing arrived: nothing changed
     peer.sendall(b"c")
@@ -95,9 +99,7 @@ async def test_closing_a_stream_removes_its_reader_at_once(
 ) -> None:
     loop, stream, peer, calls = pair
     fd = stream.fileno().fileno()
-    first = stream.read_bytes(1)  # waits on the socket: Tornado adds its reader
-    peer.sendall(b"ab")
-    assert await first == b"a"
+    await read_leaving_a_byte(stream, peer)
     stream.close()
     assert fd not in loop.readers and fd not in loop.handlers and calls == ["add", "remove"]
     await next_pass()
@@ -109,9 +111,7 @@ async def test_a_new_stream_on_a_closed_streams_fd_number_reads_normally(
 ) -> None:
     loop, stream, peer, calls = pair
     fd = stream.fileno().fileno()
-    first = stream.read_bytes(1)
-    peer.sendall(b"ab")
-    assert await first == b"a"
+    await read_leaving_a_byte(stream, peer)
     stream.close()  # its reader was unwanted, and now its fd number is free
     ours, theirs = socket.socketpair()
     reused = IOStream(ours)
