@@ -11,10 +11,12 @@ counter start from zero instead of appearing with its first increment. The known
 are listed here rather than imported from actors/ (metrics/ depends on nothing of ours);
 tests/metrics/ checks them against actors.errors so they cannot drift apart.
 
-No ``_created`` series: prometheus-client adds one per counter and histogram child,
-which doubles the series count and that nobody queries. They are filtered out here, per
-registry, rather than with ``prometheus_client.disable_created_metrics()``, which flips a
-process-global switch (main() calls it as well; that is harmless).
+No ``_created`` series: prometheus-client's own Counter and Histogram add one per child,
+which doubles the series count and that nobody queries. The collectors of
+metrics/loop_collectors.py make none, and every collector here is registered through a
+filter that drops them, per registry, rather than with
+``prometheus_client.disable_created_metrics()``, which flips a process-global switch
+(main() calls it as well; that is harmless).
 """
 
 from __future__ import annotations
