@@ -16,6 +16,7 @@ import pytest
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
+from tests.support import running_server
 from transport import ioloop
 from transport.ioloop import LazyReaderLoop
 
@@ -129,3 +130,8 @@ async def test_a_new_stream_on_a_closed_streams_fd_number_reads_normally(
 async def test_install_hands_back_the_loop_tornado_made_already() -> None:
     made = IOLoop.current()
     assert ioloop.install() is made
+
+
+async def test_the_server_runs_on_the_lazy_reader_loop() -> None:
+    async with running_server():
+        assert isinstance(IOLoop.current(), LazyReaderLoop)
