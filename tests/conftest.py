@@ -18,6 +18,7 @@ from typing import Any
 import pykka
 import pytest
 
+from actors import runtime
 from tests.support import ServerFactory, running_server, scaled
 from transport.server import Server
 
@@ -64,9 +65,10 @@ async def server(make_server: ServerFactory) -> Server:
 @pytest.fixture(autouse=True)
 def no_leaked_actors() -> Iterator[None]:
     yield
-    leaked: list[Any] = pykka.ActorRegistry.get_all()
+    leaked: list[Any] = pykka.ActorRegistry.get_all() + runtime.live_actors()
     for ref in leaked:
         # Their loop is gone: mark them stopped so the next test starts clean.
         pykka.ActorRegistry.unregister(ref)
+        runtime._live.pop(ref.actor_urn, None)
         ref.actor_stopped.set()
     assert not leaked, f"test left actors running: {leaked}"

@@ -16,7 +16,6 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 import prometheus_client
-import pykka
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -85,8 +84,7 @@ class Server:
             await self.cluster.start()
         else:
             hub = Hub.start(self.metrics, s.room_limits(), s.max_rooms)
-        # get_all() copies Pykka's list: fine once per scrape, not on a hot path.
-        self.metrics.watch_runtime(lambda: len(pykka.ActorRegistry.get_all()), threading.active_count)
+        self.metrics.watch_runtime(lambda: len(runtime.live_actors()), threading.active_count)
         self.ctx = ServiceContext(s, hub, self.metrics, TokenIssuer(s.secret, s.token_ttl), self.cluster)
         self.http = HTTPServer(
             make_app(self.ctx), max_body_size=s.max_frame_bytes, xheaders=False, chunk_size=READ_CHUNK_BYTES

@@ -95,7 +95,7 @@ async def test_an_exception_in_a_tell_stops_the_actor_and_calls_on_failure_not_o
     assert "stop" not in events and ("failure", "bad boom") in events
     with pytest.raises(pykka.ActorDeadError):
         ref.tell(2)
-    assert pykka.ActorRegistry.get_by_urn(ref.actor_urn) is None
+    assert ref not in runtime.live_actors()
 
 
 async def test_an_on_start_failure_stops_the_actor_without_on_failure() -> None:
@@ -106,6 +106,20 @@ async def test_an_on_start_failure_stops_the_actor_without_on_failure() -> None:
         await pending
     assert not ref.is_alive()
     assert not any(isinstance(e, tuple) and e[0] == "failure" for e in events)
+    assert ref not in runtime.live_actors()
+
+
+async def test_live_actors_lists_each_actor_until_it_stops_and_pykkas_registry_none() -> None:
+    # Pykka's ActorRegistry is a list its unregister scans: with thousands of rooms alive
+    # every room's stop paid for all of them. The runtime keeps its own, by URN.
+    refs = [Recorder.start([]) for _ in range(3)]
+    assert set(runtime.live_actors()) == set(refs)
+    assert pykka.ActorRegistry.get_all() == []
+    assert await runtime.stop(refs[1]) is True
+    assert set(runtime.live_actors()) == {refs[0], refs[2]}
+    for ref in (refs[0], refs[2]):
+        await runtime.stop(ref)
+    assert runtime.live_actors() == []
 
 
 async def test_stop_handles_what_was_queued_first_then_refuses_asks() -> None:
@@ -165,7 +179,7 @@ async def test_tell_later_delivers_in_the_mailbox_and_stop_cancels_pending_timer
 def test_starting_without_a_running_loop_is_refused() -> None:
     with pytest.raises(RuntimeError, match="needs a running asyncio loop"):
         Recorder.start([], failed=None)
-    assert pykka.ActorRegistry.get_all() == []
+    assert runtime.live_actors() == []
 
 
 async def test_result_waits_for_the_reply_and_times_out_without_one() -> None:

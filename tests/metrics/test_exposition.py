@@ -44,6 +44,7 @@ async def test_traffic_moves_the_series_each_call_site_feeds(server: Server) -> 
         ("signaling_call_setup_seconds_count", ()): 1,
         ("signaling_relay_latency_seconds_count", ()): 3,
         ("signaling_rooms", ()): 1,  # carol's stub keeps the room open
+        ("signaling_actors", ()): 2,  # the Hub and that room
     }
     got = {k: get(k[0], dict(k[1])) for k in expected}
     assert got == expected
