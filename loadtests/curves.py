@@ -16,8 +16,11 @@ fresh server per curve and repeat, servers interleaved (the order flips every ti
 - ``peers``: ``--measured-pairs`` pairs relay at ``--measured-rate`` while N idle peers
   (pairs too) sit beside them, N growing through ``--peer-sizes`` in one server (the
   increments are connected): per-message CPU and p99 should stay flat, RSS grow
-  linearly. A size that needs more open files than this process may have (the hard
-  limit, ``ulimit -Hn``) is skipped, logged and recorded with the reason;
+  linearly. At each N, ``--setup-seconds`` of call setups (8 in flight, bench.py's
+  scenario) follow the relay: the CPU a setup costs should stay flat too (a room's
+  start and stop must not grow with the rooms alive). A size that needs more open
+  files than this process may have (the hard limit, ``ulimit -Hn``) is skipped,
+  logged and recorded with the reason;
 - ``roomsize``: ``--room-members`` peers in rooms of k (each of ``--room-sizes``), every
   frame sent without ``to`` (a broadcast to the k-1 others) at ``--copies-rate`` / (k-1)
   frames a second: CPU per 10k delivered copies and latency per copy.
@@ -56,6 +59,7 @@ from bench import (
     machine,
     raise_fd_limit,
     relay_phase,
+    run_setups,
     server_loop,
     start_generator,
     start_server,
@@ -64,6 +68,7 @@ from bench import (
 
 CURVES = ("rate", "peers", "roomsize")
 SPARE_FILES = 256  # a server's own files beside its sockets: listeners, log, epoll, imports
+SETUP_CONCURRENCY = 8  # the peers curve's call setups in flight (16 sockets: within SPARE_FILES)
 STYLE = {  # one look per server in every plot: the floors dashed, the service solid
     "floor": ("#566573", "6 3"),
     "floor-uvloop": ("#2471a3", "2 3"),
@@ -154,6 +159,8 @@ def peers_curve(gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace)
         rss = server.rss_kb()
         log(f"  {idle} idle peers: {pairs} pairs relay {cfg.measured_rate} msg/s for {cfg.seconds:g}s")
         figures = relay_phase(gen, server, cfg, cfg.measured_rate, cfg.seconds, pairs=pairs)
+        log(f"  {idle} idle peers: call setups, {SETUP_CONCURRENCY} in flight, for {cfg.setup_seconds:g}s")
+        setups = run_setups({"this": (server, gen)}, setup_config(cfg))["this"]
         points[str(n)] = {
             "idle_peers": idle,
             "connect_failed": reply["failed"],
@@ -161,8 +168,16 @@ def peers_curve(gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace)
             "rss_mb_total": rss / 1024,
             "rss_kb_per_peer": (rss - rss0) / max(idle, 1),
             **figures,
+            **{f"setup_{name}": value for name, value in setups.items()},
         }
     return points
+
+
+def setup_config(cfg: argparse.Namespace) -> argparse.Namespace:
+    """What bench.run_setups reads: one slice of --setup-seconds."""
+    return argparse.Namespace(
+        setup_slices=1, setup_seconds=cfg.setup_seconds, setup_concurrency=SETUP_CONCURRENCY, size=cfg.size
+    )
 
 
 def roomsize_curve(gen: GeneratorProc, server: ServerProc, cfg: argparse.Namespace) -> Points:
@@ -238,6 +253,9 @@ COLUMNS = {
         ("rss_mb_total", "RSS MB"),
         ("rss_kb_per_peer", "RSS KB/peer"),
         ("server_cpu_util", "server CPU"),
+        ("setup_cpu_ms_per_setup", "CPU ms/setup"),
+        ("setup_setups_per_s", "setups/s"),
+        ("setup_failed", "setups failed"),
     ],
     "roomsize": [
         ("rooms", "rooms"),
@@ -259,7 +277,7 @@ TITLE = {
 }
 
 
-COUNTS = {"lost", "rooms", "idle_peers", "expected"}
+COUNTS = {"lost", "rooms", "idle_peers", "expected", "setup_failed"}
 
 
 def cell(name: str, value: float | None) -> str:
@@ -280,7 +298,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     describe = {
         "rate": f"{cfg['rate_peers']} peers connected in pairs, ~1 KB offers at each offered rate.",
-        "peers": f"{cfg['measured_pairs']} pairs relay {cfg['measured_rate']:g} msg/s beside N idle peers.",
+        "peers": f"{cfg['measured_pairs']} pairs relay {cfg['measured_rate']:g} msg/s beside N idle peers, "
+        f"then {cfg['setup_seconds']:g} s of call setups ({SETUP_CONCURRENCY} in flight).",
         "roomsize": f"{cfg['room_members']} members in rooms of k, broadcasts at {cfg['copies_rate']:g} "
         "copies/s (sent frames/s = copies/s / (k-1)); CPU and latency per delivered copy.",
     }
@@ -338,8 +357,10 @@ def plots(result: dict[str, Any]) -> dict[str, str]:
                 plot.Panel(series(data, "cpu_s_per_10k"), "server CPU s per 10k msgs", label, x_ticks=x),
                 plot.Panel(series(data, "p99_ms"), "p99 latency (ms)", label, y_log=True, x_ticks=x),
                 plot.Panel(series(data, "rss_mb_total"), "server RSS (MB)", label, x_ticks=x),
+                plot.Panel(series(data, "setup_cpu_ms_per_setup"), "server CPU ms per call setup", label, x_ticks=x),
             ],
-            f"Live peers: {cfg['measured_pairs']} pairs relay {cfg['measured_rate']:g} msg/s beside N idle ({reps})",
+            f"Live peers: {cfg['measured_pairs']} pairs relay {cfg['measured_rate']:g} msg/s beside N idle, "
+            f"then call setups ({reps})",
         )
     if "roomsize" in curves:
         data, x = curves["roomsize"], [float(p) for p in curves["roomsize"]["points"]]
@@ -374,6 +395,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--peer-sizes", help="peers curve: idle peers N (default 1000,5000,10000,19000)")
     p.add_argument("--measured-pairs", type=int, help="peers curve: pairs that relay (default 50)")
     p.add_argument("--measured-rate", type=float, help="peers curve: their msg/s (default 1000)")
+    p.add_argument("--setup-seconds", type=float, help="peers curve: seconds of call setups at each N (default 5)")
     p.add_argument("--room-sizes", help="room-size curve: members per room k (default 2,4,8,16)")
     p.add_argument("--room-members", type=int, help="room-size curve: members in all, ~ rooms x k (default 256)")
     p.add_argument("--copies-rate", type=float, help="room-size curve: delivered copies/s (default 2000)")
@@ -396,6 +418,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.peer_sizes = ints(args.peer_sizes or ("100,200" if quick else "1000,5000,10000,19000"))
     args.measured_pairs = args.measured_pairs or (10 if quick else 50)
     args.measured_rate = args.measured_rate or (200.0 if quick else 1000.0)
+    args.setup_seconds = args.setup_seconds or (1.0 if quick else 5.0)
     args.room_sizes = sorted(ints(args.room_sizes or ("2,4" if quick else "2,4,8,16")))
     args.room_members = args.room_members or (32 if quick else 256)
     args.copies_rate = args.copies_rate or (200.0 if quick else 2000.0)

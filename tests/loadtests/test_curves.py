@@ -141,12 +141,15 @@ def test_a_peer_count_beyond_the_open_files_limit_is_skipped_with_its_reason(qui
     for kind, point, f in every_point(quick_run, "peers"):
         assert f["idle_peers"] == int(point), (kind, point, f)
         assert f["rss_kb_total"] > 0 and math.isfinite(f["rss_kb_per_peer"]), (kind, point, f)
+        # Call setups beside the idle peers, every one completed, their CPU measured.
+        assert f["setup_setups_per_s"] > 0 and f["setup_failed"] == 0, (kind, point, f)
+        assert f["setup_cpu_ms_per_setup"] > 0, (kind, point, f)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(scaled(240))
 def test_each_curve_is_plotted_with_one_line_per_server_in_every_panel(quick_run: dict[str, Any]) -> None:
-    for curve, panels in (("rate", 3), ("peers", 3), ("roomsize", 2)):
+    for curve, panels in (("rate", 3), ("peers", 4), ("roomsize", 2)):
         root = ET.parse(quick_run["_dir"] / f"curves-{curve}.svg").getroot()
         assert root.tag == f"{SVG}svg"
         groups = [g for g in root.iter(f"{SVG}g") if g.get("class") == "panel"]
