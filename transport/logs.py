@@ -11,6 +11,10 @@ milliseconds), ``level``, ``logger``, ``thread``, ``message``, then ``room`` and
 ``client`` when known and ``exc`` for a traceback, so a log shipper (Loki, Vector,
 Fluent Bit) can index them without a grok pattern.
 
+Lines below WARNING are written in batches (``BatchedStreamHandler``): at most
+``FLUSH_DELAY`` after they were logged, at once for a WARNING or worse, and all of them
+at exit.
+
 Tokens never reach the log: they travel in the WebSocket URL's query string, so the
 access log names the path only (``log_request``), and both formatters blank any
 ``token=`` value that another line (a library's, a traceback) might carry.
@@ -18,6 +22,8 @@ access log names the path only (``log_request``), and both formatters blank any
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import re
@@ -25,7 +31,7 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 from tornado.web import RequestHandler
 
@@ -111,6 +117,72 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False, default=str)
 
 
+# How long an INFO or DEBUG line may wait in the buffer (seconds).
+FLUSH_DELAY = 0.1
+
+
+class BatchedStreamHandler(logging.StreamHandler[TextIO]):
+    """A StreamHandler that flushes below-WARNING lines at most FLUSH_DELAY later.
+
+    StreamHandler flushes after every record: with a line-buffered stderr that is a
+    write() per line, six per call setup (room opened and closed, two peers connected
+    and disconnected), and writing them as they came measured ~5% of a setup's CPU
+    (issue 12, docs/performance.md). Here the running loop flushes once per
+    FLUSH_DELAY whatever came in between; a WARNING or worse flushes at once with
+    every line before it, as does a line logged where no loop runs on the thread
+    (start-up, other threads), and logging.shutdown() at exit. What a SIGKILL can lose
+    is at most FLUSH_DELAY of INFO lines.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # StreamHandler.emit without its flush per record (handle() holds our lock).
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING or not self._flush_soon():
+                self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _flush_soon(self) -> bool:
+        """Make sure the running loop flushes within FLUSH_DELAY; False without one."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._flush_timer is None or self._timer_loop is not loop:  # (a loop that ended never fires it)
+            self._timer_loop = loop
+            self._flush_timer = loop.call_later(FLUSH_DELAY, self._timed_flush)
+        return True
+
+    def _timed_flush(self) -> None:
+        self._flush_timer = self._timer_loop = None
+        self.flush()
+
+
+def flush() -> None:
+    """Write out every line the root logger's handlers hold."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+def block_buffered(stream: TextIO) -> TextIO:
+    """``stream``'s file, written through a 64 KB buffer instead of line by line (stderr
+    writes each line as it comes); the stream itself when it has no file (a capture)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding=stream.encoding, errors="backslashreplace")
+
+
 def setup(level: str, fmt: str) -> None:
     # The logging module's documented optimisations: every record would otherwise walk
     # the stack for a file name and line, and look up process names we never print.
@@ -118,7 +190,7 @@ def setup(level: str, fmt: str) -> None:
     logging._srcfile = None
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchedStreamHandler(block_buffered(sys.stderr))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -251,6 +251,7 @@ async def serve(settings: Settings) -> None:
     server = Server(settings)
     await server.start()
     gc_pacer = tune_gc()
+    logs.flush()  # the start-up lines ("listening on ...") are out before anyone sees it ready
     if settings.ready_file:
         # Machine-readable readiness: the ports actually bound (--port 0 picks any).
         write_ready_file(
