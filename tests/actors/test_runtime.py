@@ -229,3 +229,60 @@ async def test_the_flushes_of_a_drain_run_even_when_a_message_fails_the_actor() 
     ref.tell("fail")
     await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, ref.actor_stopped.wait), scaled(5))
     assert events == [1, "fail", ("flush", 1)]
+
+
+class Teller(LoopActor):
+    """Tells its peer (once it knows one) about every message; on "pass it on" also
+    queues a plain loop callback first, resolving ``next_callback``."""
+
+    def __init__(self, events: list[Any], next_callback: asyncio.Future[None] | None = None) -> None:
+        super().__init__()
+        self.events = events
+        self.next_callback = next_callback
+        self.peer: pykka.ActorRef[Any] | None = None
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, pykka.ActorRef):
+            self.peer = message
+            return
+        self.events.append(message)
+        if message == "pass it on" and self.next_callback is not None:
+            asyncio.get_running_loop().call_soon(self._loop_callback)
+        if self.peer is not None and self.peer.is_alive():
+            self.peer.tell("ball" if message == "ball" else "passed")
+
+    def _loop_callback(self) -> None:
+        self.events.append("the loop's next callback")
+        assert self.next_callback is not None
+        self.next_callback.set_result(None)
+
+
+async def test_an_actor_told_during_a_drain_handles_it_before_the_loops_next_callback() -> None:
+    # A join goes transport -> Hub -> Room: without this each hop waited for a pass of
+    # the loop of its own, behind every callback queued meanwhile.
+    events: list[Any] = []
+    next_callback: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    first, second = Teller.start(events, next_callback), Recorder.start(events)
+    first.tell(second)
+    assert await second.ask(1, block=False) == 2  # both started, and idle
+    first.tell("pass it on")
+    await asyncio.wait_for(next_callback, scaled(5))
+    assert events[-3:] == ["pass it on", "passed", "the loop's next callback"]
+    for ref in (first, second):
+        assert await runtime.stop(ref)
+
+
+async def test_actors_that_keep_telling_each_other_still_yield_to_the_loop() -> None:
+    events: list[Any] = []
+    ping, pong = Teller.start(events), Teller.start(events)
+    ping.tell(pong)
+    pong.tell(ping)
+    ping.tell("ball")  # and back, for ever
+    hops = []
+    for _ in range(4):
+        await asyncio.sleep(0)  # a pass of the loop: it would never come if they starved it
+        hops.append(events.count("ball"))
+    steps = [b - a for a, b in zip(hops, hops[1:], strict=False)]
+    assert all(1 < step <= 64 for step in steps), steps  # chained, and a few at a time
+    for ref in (ping, pong):
+        await runtime.stop(ref)
